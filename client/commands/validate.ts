@@ -1,0 +1,37 @@
+import { InvalidSpecError, loadSpecFile } from '../../spec/load.ts';
+import type { ReleaseInput } from '../../spec/plan.ts';
+import { CliError, EXIT } from '../exit-codes.ts';
+import { type Output, printJson } from '../output.ts';
+
+/** Loads and validates a spec file; on problems ends with exit 2 and every problem listed. */
+export async function loadOrExit(file: string | undefined, out: Output): Promise<ReleaseInput> {
+  if (!file) throw new CliError('missing -f FILE (the release spec, YAML or JSON)', EXIT.invalid);
+  try {
+    return await loadSpecFile(file);
+  } catch (err) {
+    if (!(err instanceof InvalidSpecError)) throw err;
+    if (out.json) printJson({ valid: false, file, problems: err.problems });
+    throw new CliError(err.message, EXIT.invalid);
+  }
+}
+
+export async function validate(file: string | undefined, out: Output): Promise<number> {
+  const input = await loadOrExit(file, out);
+  if (out.json) {
+    printJson({ valid: true, file, release: input.spec.metadata.name, app: input.spec.spec.app, defaultPlan: input.defaultPlan, plan: input.plan, spec: input.spec });
+  } else {
+    process.stdout.write(describePlan(input, out));
+  }
+  return EXIT.succeeded;
+}
+
+export function describePlan(input: ReleaseInput, out: Output): string {
+  const { metadata, spec } = input.spec;
+  const lines = [
+    `${out.bold(metadata.name)}: app ${spec.app}${spec.version ? `, version ${spec.version}` : ''} ${out.green('valid')}`,
+    `plan${input.defaultPlan ? ' (default: apply Chef, apply Flux, then every gate)' : ''}:`,
+    ...input.plan.map((s, i) => `  ${String(i + 1).padStart(2)}. ${s.kind.padEnd(9)} ${s.summary}`),
+  ];
+  if (spec.approvals.approvers.length) lines.push(`approvers: ${spec.approvals.approvers.join(', ')}`);
+  return `${lines.join('\n')}\n`;
+}
