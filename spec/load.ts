@@ -9,6 +9,8 @@ import { buildPlan, type ReleaseInput } from './plan.ts';
 import { fieldsAt } from './fields.ts';
 import { chefId, fluxId, releaseSpec, type ReleaseSpec } from './schema.ts';
 
+type Parsed = ReturnType<typeof releaseSpec.parse>;
+
 export interface SpecProblem {
   /** e.g. spec.chef[0].cookbooks.api_gateway; "" for the document itself */
   path: string;
@@ -58,7 +60,7 @@ export function validateSpec(data: unknown, source = 'spec'): ReleaseInput {
   return { spec, ...buildPlan(spec) };
 }
 
-function withIds(spec: ReleaseSpec): ReleaseSpec {
+function withIds(spec: Parsed): ReleaseSpec {
   return {
     ...spec,
     spec: {

@@ -21,6 +21,8 @@ export interface ReleaseInput {
   defaultPlan: boolean;
   /** who started the release (CI job, user), for the audit trail */
   startedBy?: string;
+  /** base URL of the Temporal UI, for links in notifications */
+  uiUrl?: string;
 }
 
 export function chefSummary(t: ChefTarget): string {
@@ -51,15 +53,15 @@ const weightText = (w: number, total: number) => (total === 100 ? `${w}%` : `${w
 /** Expands a validated spec into its plan; without explicit steps: apply Chef, apply Flux, gate. */
 export function buildPlan(spec: ReleaseSpec): { plan: PlanStep[]; defaultPlan: boolean } {
   const body = spec.spec;
-  const flux = new Map(body.flux.map((t) => [t.id!, t as FluxTarget]));
-  const chef = new Map(body.chef.map((t) => [t.id!, t as ChefTarget]));
+  const flux = new Map(body.flux.map((t) => [t.id, t]));
+  const chef = new Map(body.chef.map((t) => [t.id, t]));
   const total = body.canary?.weightTotal ?? 100;
 
   const steps: StepSpec[] =
     body.steps ??
     [
-      ...body.chef.map((t) => ({ chef: t.id! })),
-      ...body.flux.map((t) => ({ flux: t.id! })),
+      ...body.chef.map((t) => ({ chef: t.id })),
+      ...body.flux.map((t) => ({ flux: t.id })),
       ...(Object.keys(body.gates).length ? [{ gate: Object.keys(body.gates) }] : []),
     ];
 

@@ -269,11 +269,15 @@ export const releaseSpec = z.strictObject({
     .superRefine(checkReferences),
 });
 
-export type ReleaseSpec = z.output<typeof releaseSpec>;
+type Parsed = z.output<typeof releaseSpec>;
+type ParsedBody = Parsed['spec'];
+/** A target's id is optional in the file and always filled in after loading. */
+export type FluxTarget = ParsedBody['flux'][number] & { id: string };
+export type ChefTarget = ParsedBody['chef'][number] & { id: string };
+export type Body = Omit<ParsedBody, 'flux' | 'chef'> & { flux: FluxTarget[]; chef: ChefTarget[] };
+/** A validated spec, as the workflow receives it. */
+export type ReleaseSpec = Omit<Parsed, 'spec'> & { spec: Body };
 export type ReleaseSpecInput = z.input<typeof releaseSpec>;
-export type Body = ReleaseSpec['spec'];
-export type FluxTarget = Body['flux'][number] & { id: string };
-export type ChefTarget = Body['chef'][number] & { id: string };
 export type GateSpec = Body['gates'][string];
 export type StepSpec = NonNullable<Body['steps']>[number];
 export type IngressRef = z.output<typeof ingressRef>;
@@ -282,12 +286,12 @@ export type HttpGateSpec = z.output<typeof httpGate>;
 export type PrometheusGateSpec = z.output<typeof prometheusGate>;
 
 /** A target's id defaults to its object name (Flux) or environment (Chef). */
-export const fluxId = (t: Body['flux'][number]) => t.id ?? t.name;
-export const chefId = (t: Body['chef'][number]) => t.id ?? t.environment;
+export const fluxId = (t: ParsedBody['flux'][number]) => t.id ?? t.name;
+export const chefId = (t: ParsedBody['chef'][number]) => t.id ?? t.environment;
 
 /** Checks that need the whole spec: ids are unique, and every reference points at something. */
 function checkReferences(s: z.output<z.ZodObject<any>> & Record<string, any>, ctx: z.core.$RefinementCtx) {
-  const body = s as Body;
+  const body = s as ParsedBody;
   const targets = new Map<string, { kind: 'flux' | 'chef'; path: (string | number)[] }>();
   const addTarget = (tid: string, kind: 'flux' | 'chef', path: (string | number)[]) => {
     const seen = targets.get(tid);

@@ -1,0 +1,143 @@
+/**
+ * An in-memory stand-in for Chef, Flux and the canary Ingress, with the same activity names and
+ * shapes as the real ones. Used only by the workflow-logic tests, which exercise the saga, the
+ * canary and human control on a real Temporal server with failures injected at will. The
+ * activities themselves are tested against the real servers elsewhere.
+ */
+import { ApplicationFailure, Context } from '@temporalio/activity';
+import type { GateResult } from '../../activities/gates/result.ts';
+
+type Pins = Record<string, string | null>;
+interface Image { name: string; newTag?: string; digest?: string }
+
+export interface World {
+  chef: Record<string, Pins>; // environment -> cookbook -> constraint
+  images: Record<string, Image[]>; // kustomization name -> images
+  weight: number | null;
+  calls: string[];
+  /** activity name -> how many more calls fail (non-retryable unless `retryable`) */
+  failures: Record<string, { times: number; message: string; retryable?: boolean }>;
+  /** gate name -> outcome */
+  gateOutcome: Record<string, 'pass' | 'fail'>;
+}
+
+export function newWorld(): World {
+  return {
+    chef: { production: { api_gateway: '= 2.0.0' } },
+    images: { storefront: [{ name: 'ghcr.io/acme/web', newTag: '2.0.0' }] },
+    weight: null,
+    calls: [],
+    failures: {},
+    gateOutcome: {},
+  };
+}
+
+export function fakeActivities(world: World) {
+  const enter = (name: string) => {
+    world.calls.push(name);
+    const f = world.failures[name];
+    if (f && f.times > 0) {
+      f.times--;
+      throw ApplicationFailure.create({ message: f.message, type: 'Injected', nonRetryable: !f.retryable });
+    }
+  };
+  const gate = (name: string, kind: string): GateResult => {
+    enter(`${kind}:${name}`);
+    const ok = world.gateOutcome[name] !== 'fail';
+    const result = { gate: name, kind, ok, observed: ok ? 1 : 0, reason: ok ? 'healthy' : 'error rate 0.2 is not < 0.01', checks: 1, elapsedMs: 1 };
+    if (!ok) throw ApplicationFailure.create({ type: 'GateFailed', message: `gate ${name} (${kind}) failed: ${result.reason}`, nonRetryable: true, details: [result] });
+    return result;
+  };
+  const pins = (env: string, names: string[]): Pins => Object.fromEntries(names.map((n) => [n, world.chef[env]?.[n] ?? null]));
+
+  return {
+    async chefPreflight(t: { environment: string; cookbooks: Pins }) {
+      enter('chefPreflight');
+      if (!world.chef[t.environment]) throw ApplicationFailure.create({ type: 'ChefNotFound', message: `environment ${t.environment} not found`, nonRetryable: true });
+      return { environment: t.environment, current: pins(t.environment, Object.keys(t.cookbooks)), matching: {} };
+    },
+    async chefSnapshot(t: { environment: string; cookbooks: Pins }) {
+      enter('chefSnapshot');
+      return pins(t.environment, Object.keys(t.cookbooks));
+    },
+    async chefPin(t: { environment: string; cookbooks: Record<string, string> }) {
+      const before = pins(t.environment, Object.keys(t.cookbooks));
+      enter('chefPin');
+      Object.assign(world.chef[t.environment]!, t.cookbooks);
+      return before;
+    },
+    async chefRestore(i: { target: { environment: string }; previous: Pins }) {
+      enter('chefRestore');
+      const env = world.chef[i.target.environment]!;
+      for (const [cb, c] of Object.entries(i.previous)) {
+        if (c === null) delete env[cb];
+        else env[cb] = c;
+      }
+    },
+    async chefConvergenceGate(i: { gate: string }) {
+      return gate(i.gate, 'chefConvergence');
+    },
+    async fluxPreflight(t: { name: string }) {
+      enter('fluxPreflight');
+      if (!world.images[t.name]) throw ApplicationFailure.create({ type: 'NotFound', message: `Kustomization ${t.name} not found`, nonRetryable: true });
+      return { generation: 1, suspended: false as const };
+    },
+    async fluxSnapshot(t: { name: string; images: Image[] }) {
+      enter('fluxSnapshot');
+      const current = world.images[t.name]!;
+      return { kind: 'Kustomization' as const, images: Object.fromEntries(t.images.map((i) => [i.name, current.find((c) => c.name === i.name) ?? null])) };
+    },
+    async fluxApply(i: { target: { name: string; images: Image[] }; token: string }) {
+      enter('fluxApply');
+      const current = world.images[i.target.name]!;
+      const before = Object.fromEntries(i.target.images.map((img) => [img.name, current.find((c) => c.name === img.name) ?? null]));
+      world.images[i.target.name] = [...current.filter((c) => !i.target.images.some((n) => n.name === c.name)), ...i.target.images];
+      return { kind: 'Kustomization' as const, images: before };
+    },
+    async fluxRestore(i: { target: { name: string }; previous: { images: Record<string, Image | null> } }) {
+      enter('fluxRestore');
+      let current = world.images[i.target.name]!;
+      for (const [name, prev] of Object.entries(i.previous.images)) {
+        current = current.filter((c) => c.name !== name);
+        if (prev) current.push(prev);
+      }
+      world.images[i.target.name] = current;
+    },
+    async fluxReadyGate(i: { gate: string }) {
+      return gate(i.gate, 'fluxReady');
+    },
+    async rolloutGate(i: { gate: string }) {
+      return gate(i.gate, 'rollout');
+    },
+    async httpGate(i: { gate: string }) {
+      return gate(i.gate, 'http');
+    },
+    async prometheusGate(i: { gate: string; timeoutMs: number }) {
+      // behaves like a real gate that is slow to decide: it heartbeats and honours cancellation
+      if (world.gateOutcome[i.gate] === undefined) {
+        for (;;) {
+          Context.current().heartbeat();
+          await Context.current().sleep(200);
+        }
+      }
+      return gate(i.gate, 'prometheus');
+    },
+    async canaryPreflight() {
+      enter('canaryPreflight');
+    },
+    async canarySnapshot() {
+      enter('canarySnapshot');
+      return { weight: world.weight };
+    },
+    async setCanaryWeight(i: { weight: number | null }) {
+      enter('setCanaryWeight');
+      const previous = world.weight;
+      world.weight = i.weight;
+      return { previous };
+    },
+    async notify() {
+      enter('notify');
+      return { delivered: 1, failed: 0 };
+    },
+  };
+}

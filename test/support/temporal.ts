@@ -1,0 +1,47 @@
+/**
+ * A worker on its own task queue against the stack's Temporal dev server, for one test file.
+ * It runs the same registration the service runs (worker/create.ts), optionally with
+ * activities replaced to inject failures.
+ */
+import { Client, Connection } from '@temporalio/client';
+import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import { createWorker } from '../../worker/create.ts';
+import { requireEnv, uniqueName } from './env.ts';
+
+let runtimeInstalled = false;
+
+export interface TestWorker {
+  client: Client;
+  taskQueue: string;
+  namespace: string;
+  worker: Worker;
+  stop(): Promise<void>;
+}
+
+export async function startTestWorker(options: { activities?: object } = {}): Promise<TestWorker> {
+  if (!runtimeInstalled) {
+    // keep test output readable: failed releases are expected here and asserted on, not logged
+    Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } } });
+    runtimeInstalled = true;
+  }
+  const address = requireEnv('TEMPORAL_ADDRESS');
+  const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+  const taskQueue = uniqueName('hr-test');
+  const nativeConnection = await NativeConnection.connect({ address });
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection, namespace });
+  const worker = await createWorker({ connection: nativeConnection, namespace, taskQueue, ...(options.activities ? { activities: options.activities } : {}) });
+  const running = worker.run();
+  return {
+    client,
+    taskQueue,
+    namespace,
+    worker,
+    async stop() {
+      if (worker.getState() === 'RUNNING') worker.shutdown();
+      await running;
+      await nativeConnection.close();
+      await connection.close();
+    },
+  };
+}
