@@ -3,12 +3,13 @@
  * Connection settings follow Temporal's conventions (TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TLS
  * and API key variables, and the Temporal CLI's profile file), so one set of settings serves both.
  */
-import { Client, Connection, WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle } from '@temporalio/client';
+import { Client, Connection, QueryNotRegisteredError, WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import type { ReleaseInput } from '../spec/plan.ts';
 import { type Command, type Decision, type ReleaseStatus, statusQuery, UPDATES } from '../workflows/messages.ts';
 import { SA, TASK_QUEUE, workflowIdFor } from '../workflows/search-attributes.ts';
 import { CliError, EXIT } from './exit-codes.ts';
+import { finalStatus } from './follow.ts';
 
 export interface Connected {
   client: Client;
@@ -42,7 +43,7 @@ export async function startRelease(
   client: Client,
   input: ReleaseInput,
   options: { taskQueue?: string } = {},
-): Promise<WorkflowHandle> {
+): Promise<WorkflowHandleWithFirstExecutionRunId> {
   const { metadata, spec } = input.spec;
   const workflowId = workflowIdFor(spec.app);
   try {
@@ -82,11 +83,24 @@ export function releaseHandle(client: Client, appOrId: string): WorkflowHandle {
   return client.workflow.getHandle(appOrId.startsWith('release-') ? appOrId : workflowIdFor(appOrId));
 }
 
+/**
+ * A running release answers its status query; an ended one is read from its result or failure,
+ * which needs no worker.
+ */
 export async function releaseStatus(handle: WorkflowHandle): Promise<ReleaseStatus> {
   try {
+    const { status } = await handle.describe();
+    if (status.name !== 'RUNNING') {
+      const final = await finalStatus(handle);
+      if (final) return final;
+      throw new CliError(`release ${handle.workflowId} ended (${status.name}) without a status`, EXIT.failed);
+    }
     return await handle.query(statusQuery);
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) throw new CliError(`no release ${handle.workflowId}`, EXIT.invalid);
+    if (err instanceof QueryNotRegisteredError || (err as Error).name === 'ServiceError') {
+      throw new CliError(`release ${handle.workflowId} did not answer: is a hybrid-release worker running on its task queue? (${(err as Error).cause ?? (err as Error).message})`, EXIT.unreachable);
+    }
     throw err;
   }
 }

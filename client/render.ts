@@ -1,0 +1,88 @@
+/**
+ * How a release reads in a terminal, a CI log and a GitHub step summary.
+ */
+import type { ReleaseStatus } from '../workflows/messages.ts';
+import type { Output } from './output.ts';
+
+const show = (v: unknown) => (v === null || v === undefined ? 'none' : typeof v === 'string' ? v : JSON.stringify(v));
+
+export function phaseText(phase: string, out: Output): string {
+  if (phase === 'Succeeded') return out.green(phase);
+  if (phase === 'RolledBack' || phase === 'Failed' || phase === 'RollbackFailed') return out.red(phase);
+  if (phase === 'AwaitingApproval' || phase === 'Paused' || phase === 'RollingBack') return out.yellow(phase);
+  return phase;
+}
+
+/** The full status, for `status`. */
+export function renderStatus(s: ReleaseStatus, out: Output): string {
+  const lines = [
+    `${out.bold(s.release)} (${s.app}${s.version ? ` ${s.version}` : ''}): ${phaseText(s.phase, out)}${s.heldBy ? ` — held by ${s.heldBy}` : ''}`,
+    `started ${s.startedAt}${s.startedBy ? ` by ${s.startedBy}` : ''}${s.endedAt ? `, ended ${s.endedAt}` : ''}`,
+    'steps:',
+    ...s.steps.map((st) => `  ${mark(st.state, out)} ${String(st.index + 1).padStart(2)}. ${st.summary}`),
+  ];
+  if (s.changes.length) {
+    lines.push('changes:');
+    for (const c of s.changes) lines.push(`  ${c.summary} [${c.state}] before: ${show(c.before)}${c.error ? ` — ${out.red(c.error)}` : ''}`);
+  }
+  if (s.gates.length) {
+    lines.push('gates:');
+    for (const g of s.gates) lines.push(`  ${g.ok ? out.green('pass') : out.red('fail')} ${g.gate} (${g.kind}): ${g.reason}`);
+  }
+  if (s.decisions.length) {
+    lines.push('decisions:');
+    for (const d of s.decisions) lines.push(`  ${d.at} ${d.command} by ${d.by} via ${d.via}${d.accepted ? '' : ' (refused)'}${d.reason ? `: ${d.reason}` : ''}${d.note ? ` — ${d.note}` : ''}`);
+  }
+  if (s.error) lines.push(`error: ${out.red(s.error)}`);
+  return `${lines.join('\n')}\n`;
+}
+
+function mark(state: string, out: Output): string {
+  switch (state) {
+    case 'done':
+      return out.green('✓');
+    case 'failed':
+      return out.red('✗');
+    case 'running':
+      return out.yellow('▶');
+    case 'cancelled':
+      return out.red('-');
+    default:
+      return ' ';
+  }
+}
+
+/** One line per thing that changed since the last status: the CI log of `--wait` and `watch`. */
+export function progressLines(prev: ReleaseStatus | undefined, s: ReleaseStatus, out: Output): string[] {
+  const lines: string[] = [];
+  const t = () => new Date().toISOString().slice(11, 19);
+  if (prev?.phase !== s.phase) lines.push(`${t()} phase ${phaseText(s.phase, out)}${s.heldBy ? ` (held by ${s.heldBy})` : ''}`);
+  for (const st of s.steps) {
+    const before = prev?.steps[st.index]?.state;
+    if (st.state !== before && st.state !== 'pending') lines.push(`${t()} step ${st.index + 1}/${s.steps.length} ${st.state}: ${st.summary}`);
+  }
+  for (const [i, c] of s.changes.entries()) {
+    const before = prev?.changes[i];
+    if (before?.state !== c.state && c.state !== 'applying' && c.state !== 'applied') lines.push(`${t()} ${c.state}: ${c.summary}${c.error ? ` — ${c.error}` : ''}`);
+  }
+  for (const g of s.gates.slice(prev?.gates.length ?? 0)) lines.push(`${t()} gate ${g.gate} ${g.ok ? out.green('passed') : out.red('failed')}: ${g.reason}`);
+  for (const d of s.decisions.slice(prev?.decisions.length ?? 0)) lines.push(`${t()} ${d.command} by ${d.by}${d.accepted ? '' : ' refused'}${d.note ? `: ${d.note}` : ''}`);
+  return lines;
+}
+
+/** Markdown for $GITHUB_STEP_SUMMARY. */
+export function markdownSummary(s: ReleaseStatus, link?: string): string {
+  const icon = s.phase === 'Succeeded' ? '✅' : s.phase === 'RolledBack' || s.phase === 'Failed' ? '❌' : '⏳';
+  const rows = s.changes.map((c) => `| ${c.system} | ${c.summary} | \`${show(c.before)}\` | ${c.state} |`);
+  const gates = s.gates.map((g) => `| ${g.gate} | ${g.kind} | ${g.ok ? 'pass' : 'fail'} | ${g.reason} |`);
+  return [
+    `### ${icon} ${s.release} (${s.app}${s.version ? ` ${s.version}` : ''}): ${s.phase}`,
+    link ? `[Open in the Temporal UI](${link})` : '',
+    s.error ? `> ${s.error}` : '',
+    '',
+    rows.length ? ['| system | change | before | state |', '|---|---|---|---|', ...rows].join('\n') : '',
+    '',
+    gates.length ? ['| gate | kind | result | reason |', '|---|---|---|---|', ...gates].join('\n') : '',
+    '',
+  ].filter((l, i, a) => l !== '' || a[i - 1] !== '').join('\n');
+}
