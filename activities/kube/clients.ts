@@ -1,4 +1,5 @@
 import * as k8s from '@kubernetes/client-node';
+import { ApplicationFailure } from '@temporalio/activity';
 
 /**
  * One set of API clients per kubeconfig context, created on first use and reused, so a release
@@ -26,9 +27,12 @@ export function kubeClients(context?: string): KubeClients {
     config.loadFromDefault();
     if (context) {
       if (!config.getContextObject(context)) {
-        throw new Error(
-          `kube context "${context}" is not in the kubeconfig (known: ${config.getContexts().map((c) => c.name).join(', ') || 'none'})`,
-        );
+        // A spec naming a context this worker does not have will not heal by retrying.
+        throw ApplicationFailure.create({
+          type: 'KubeContextUnknown',
+          nonRetryable: true,
+          message: `kube context "${context}" is not in the kubeconfig (known: ${config.getContexts().map((c) => c.name).join(', ') || 'none'})`,
+        });
       }
       config.setCurrentContext(context);
     }

@@ -1,0 +1,75 @@
+import { ApplicationFailure } from '@temporalio/activity';
+import { readModifyPatch } from '../kube/optimistic.ts';
+import { planImages, restoreImages, type ImageEntry } from './images.ts';
+import { REQUESTED_AT, fluxOp, fluxRef, getFlux, mergePatchFlux, type FluxObject } from './resource.ts';
+import type { FluxPrevious, FluxTarget } from './types.ts';
+import { planValues, restoreValuesPatch } from './values.ts';
+
+function previousOf(target: FluxTarget, obj: FluxObject): FluxPrevious {
+  return target.kind === 'Kustomization'
+    ? { kind: 'Kustomization', images: planImages(obj.spec?.images as ImageEntry[] | undefined, target.images).previous }
+    : { kind: 'HelmRelease', values: planValues(obj.spec?.values, target.values).previous };
+}
+
+/** The target's current entries / values for what the release will change (read-only). */
+export async function snapshotFlux(target: FluxTarget): Promise<FluxPrevious> {
+  return previousOf(target, await getFlux(fluxRef(target)));
+}
+
+const meta = (obj: FluxObject, token: string) => ({
+  resourceVersion: obj.metadata.resourceVersion,
+  annotations: { [REQUESTED_AT]: token },
+});
+
+/**
+ * Pins the images / values and asks Flux to reconcile with `token`, in one merge patch: the
+ * controller cannot see the new spec without the request, or the request without the new spec.
+ * Returns what the patch replaced. Running it again is a no-op write that returns the new values,
+ * which is why the workflow records fluxSnapshot before calling it.
+ */
+export async function applyFlux(target: FluxTarget, token: string, hooks: { afterRead?: (attempt: number) => Promise<void> } = {}) {
+  const ref = fluxRef(target);
+  return readModifyPatch({
+    op: fluxOp(ref, 'patch'),
+    read: () => getFlux(ref),
+    afterRead: hooks.afterRead,
+    plan: (obj) => {
+      if (target.kind === 'Kustomization') {
+        const { next, previous } = planImages(obj.spec?.images as ImageEntry[] | undefined, target.images);
+        return { patch: { metadata: meta(obj, token), spec: { images: next } }, result: { previous: { kind: 'Kustomization', images: previous } as FluxPrevious } };
+      }
+      const { patch, previous } = planValues(obj.spec?.values, target.values);
+      return { patch: { metadata: meta(obj, token), spec: { values: patch } }, result: { previous: { kind: 'HelmRelease', values: previous } as FluxPrevious } };
+    },
+    write: (patch) => mergePatchFlux(ref, patch),
+  });
+}
+
+/**
+ * Puts back exactly what `previous` recorded (absent entries and values removed) and requests a
+ * reconcile with `token` — a token different from the apply's, or Flux sees no new request.
+ * Safe to run when the apply never happened: the recorded values are then already in place.
+ */
+export async function restoreFlux(target: FluxTarget, previous: FluxPrevious, token: string, hooks: { afterRead?: (attempt: number) => Promise<void> } = {}) {
+  if (previous.kind !== target.kind) {
+    throw ApplicationFailure.create({
+      type: 'FluxRestoreMismatch',
+      nonRetryable: true,
+      message: `cannot restore ${target.kind} ${target.namespace}/${target.name} from a ${previous.kind} snapshot`,
+    });
+  }
+  const ref = fluxRef(target);
+  return readModifyPatch({
+    op: fluxOp(ref, 'patch'),
+    read: () => getFlux(ref),
+    afterRead: hooks.afterRead,
+    plan: (obj) => {
+      const spec =
+        previous.kind === 'Kustomization'
+          ? { images: restoreImages(obj.spec?.images as ImageEntry[] | undefined, previous.images) }
+          : { values: restoreValuesPatch(previous.values) };
+      return { patch: { metadata: meta(obj, token), spec }, result: {} };
+    },
+    write: (patch) => mergePatchFlux(ref, patch),
+  });
+}

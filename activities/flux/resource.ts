@@ -1,0 +1,77 @@
+import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { kubeClients, type KubeClients } from '../kube/clients.ts';
+import { kubeCall, type KubeOp } from '../kube/errors.ts';
+import type { FluxTarget } from './types.ts';
+
+export const REQUESTED_AT = 'reconcile.fluxcd.io/requestedAt';
+
+export interface FluxKindInfo {
+  group: string;
+  version: string;
+  plural: string;
+}
+
+export const FLUX_KINDS: Record<FluxTarget['kind'], FluxKindInfo> = {
+  Kustomization: { group: 'kustomize.toolkit.fluxcd.io', version: 'v1', plural: 'kustomizations' },
+  HelmRelease: { group: 'helm.toolkit.fluxcd.io', version: 'v2', plural: 'helmreleases' },
+};
+
+/** The parts of a Flux object these activities read. */
+export interface FluxCondition {
+  type: string;
+  status: 'True' | 'False' | 'Unknown';
+  reason?: string;
+  message?: string;
+  observedGeneration?: number;
+}
+export interface FluxObject {
+  metadata: { name: string; namespace: string; generation?: number; resourceVersion?: string; annotations?: Record<string, string> };
+  spec?: { suspend?: boolean; images?: Array<Record<string, unknown>>; values?: Record<string, unknown> };
+  status?: {
+    observedGeneration?: number;
+    lastHandledReconcileAt?: string;
+    lastAppliedRevision?: string;
+    lastAttemptedRevision?: string;
+    conditions?: FluxCondition[];
+    history?: Array<{ version?: number; status?: string; chartName?: string; chartVersion?: string }>;
+    inventory?: { entries?: Array<{ id: string; v: string }> };
+  };
+}
+
+/** One Flux object in one cluster: clients plus the coordinates every call needs. */
+export interface FluxRef {
+  clients: KubeClients;
+  info: FluxKindInfo;
+  namespace: string;
+  name: string;
+}
+
+export function fluxRef(target: FluxTarget): FluxRef {
+  return { clients: kubeClients(target.context), info: FLUX_KINDS[target.kind], namespace: target.namespace, name: target.name };
+}
+
+export function fluxOp(ref: FluxRef, verb: string): KubeOp {
+  return { verb, resource: `${ref.info.plural}.${ref.info.group}`, namespace: ref.namespace, name: ref.name, context: ref.clients.context };
+}
+
+export function getFlux(ref: FluxRef): Promise<FluxObject> {
+  return kubeCall(fluxOp(ref, 'get'), () =>
+    ref.clients.customObjects.getNamespacedCustomObject({ ...coords(ref) }),
+  ) as Promise<FluxObject>;
+}
+
+/**
+ * JSON merge patch: custom resources reject strategic merge patch, and without the explicit
+ * Content-Type client-node would send a JSON Patch.
+ */
+export function mergePatchFlux(ref: FluxRef, body: object): Promise<FluxObject> {
+  return ref.clients.customObjects.patchNamespacedCustomObject(
+    { ...coords(ref), body },
+    setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+  ) as Promise<FluxObject>;
+}
+
+const coords = (ref: FluxRef) => ({ group: ref.info.group, version: ref.info.version, plural: ref.info.plural, namespace: ref.namespace, name: ref.name });
+
+/** API path of the collection, for watches. */
+export const collectionPath = (ref: FluxRef) => `/apis/${ref.info.group}/${ref.info.version}/namespaces/${ref.namespace}/${ref.info.plural}`;

@@ -1,0 +1,140 @@
+/**
+ * Least-privilege credentials for the Flux/Kubernetes integration tests: applies deploy/rbac.yaml
+ * with the admin kubeconfig, mints a ServiceAccount token with the TokenRequest API, and writes a
+ * temporary kubeconfig whose contexts use that token — `worker` (current) and `worker-b`, a second
+ * context (its own cluster entry) pointing at the same API server, for the multi-cluster paths.
+ */
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as k8s from '@kubernetes/client-node';
+import { parseAllDocuments, stringify } from 'yaml';
+import { resetKubeClients } from '../../activities/kube/clients.ts';
+import { requireEnv } from './env.ts';
+
+export interface Admin {
+  config: k8s.KubeConfig;
+  core: k8s.CoreV1Api;
+  apps: k8s.AppsV1Api;
+  networking: k8s.NetworkingV1Api;
+  rbac: k8s.RbacAuthorizationV1Api;
+  custom: k8s.CustomObjectsApi;
+  objects: k8s.KubernetesObjectApi;
+}
+
+const ADMIN_ENV = 'HYBRID_RELEASE_ADMIN_KUBECONFIG';
+
+/** The admin kubeconfig from the stack (KUBECONFIG before the tests switch it to the worker's). */
+export function adminKubeconfigPath(): string {
+  process.env[ADMIN_ENV] ??= requireEnv('KUBECONFIG');
+  return process.env[ADMIN_ENV]!;
+}
+
+export function admin(): Admin {
+  const config = new k8s.KubeConfig();
+  config.loadFromFile(adminKubeconfigPath());
+  return {
+    config,
+    core: config.makeApiClient(k8s.CoreV1Api),
+    apps: config.makeApiClient(k8s.AppsV1Api),
+    networking: config.makeApiClient(k8s.NetworkingV1Api),
+    rbac: config.makeApiClient(k8s.RbacAuthorizationV1Api),
+    custom: config.makeApiClient(k8s.CustomObjectsApi),
+    objects: k8s.KubernetesObjectApi.makeApiClient(config),
+  };
+}
+
+/** Server-side apply: idempotent, and safe when several test files apply the same manifest at once. */
+export async function applyManifest(a: Admin, file: string): Promise<void> {
+  for (const doc of parseAllDocuments(readFileSync(file, 'utf8'))) {
+    const obj = doc.toJS() as k8s.KubernetesObject | null;
+    if (!obj) continue;
+    await a.objects.patch(obj, undefined, undefined, 'hybrid-release-tests', true, k8s.PatchStrategy.ServerSideApply);
+  }
+}
+
+export async function createNamespace(a: Admin, name: string): Promise<void> {
+  await a.core.createNamespace({ body: { metadata: { name, labels: { 'hybrid-release.dev/test': 'true' } } } });
+  // The stack runs no kube-controller-manager, which would create this; pods need it.
+  await a.core.createNamespacedServiceAccount({ namespace: name, body: { metadata: { name: 'default' } } }).catch((err: { code?: number }) => {
+    if (err.code !== 409) throw err;
+  });
+}
+
+export async function deleteNamespace(a: Admin, name: string): Promise<void> {
+  await a.core.deleteNamespace({ name }).catch(() => undefined);
+}
+
+/** A kubeconfig with a ServiceAccount's token, contexts `worker` and `worker-b`. */
+export async function mintKubeconfig(a: Admin, sa: { namespace: string; name: string }, opts: { token?: string; server?: string } = {}): Promise<string> {
+  const token =
+    opts.token ??
+    (await a.core.createNamespacedServiceAccountToken({ namespace: sa.namespace, name: sa.name, body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status?.token;
+  if (!token) throw new Error(`TokenRequest for ${sa.namespace}/${sa.name} returned no token`);
+  const cluster = a.config.getCurrentCluster();
+  if (!cluster) throw new Error('admin kubeconfig has no current cluster');
+  const caData = cluster.caData ?? (cluster.caFile ? readFileSync(cluster.caFile).toString('base64') : undefined);
+  const clusterEntry = (name: string) => ({
+    name,
+    cluster: {
+      server: opts.server ?? cluster.server,
+      ...(caData ? { 'certificate-authority-data': caData } : {}),
+      ...(cluster.skipTLSVerify ? { 'insecure-skip-tls-verify': true } : {}),
+    },
+  });
+  const config = {
+    apiVersion: 'v1',
+    kind: 'Config',
+    clusters: [clusterEntry('cluster-a'), clusterEntry('cluster-b')],
+    users: [{ name: sa.name, user: { token } }],
+    contexts: [
+      { name: 'worker', context: { cluster: 'cluster-a', user: sa.name } },
+      { name: 'worker-b', context: { cluster: 'cluster-b', user: sa.name } },
+    ],
+    'current-context': 'worker',
+  };
+  const path = join(mkdtempSync(join(tmpdir(), 'hr-kube-')), 'kubeconfig');
+  writeFileSync(path, stringify(config), { mode: 0o600 });
+  return path;
+}
+
+export const WORKER_SA = { namespace: 'hybrid-release', name: 'hybrid-release-worker' };
+
+/**
+ * Applies deploy/rbac.yaml, points KUBECONFIG at a token of the worker ServiceAccount and resets
+ * the activities' client cache, then waits until the RBAC authorizer's cache has the new binding.
+ */
+export async function useWorkerIdentity(a: Admin): Promise<string> {
+  await applyManifest(a, new URL('../../deploy/rbac.yaml', import.meta.url).pathname);
+  const path = await mintKubeconfig(a, WORKER_SA);
+  switchKubeconfig(path);
+  await waitAllowed(path, { group: 'kustomize.toolkit.fluxcd.io', resource: 'kustomizations', verb: 'patch' });
+  return path;
+}
+
+export function switchKubeconfig(path: string): void {
+  adminKubeconfigPath();
+  process.env.KUBECONFIG = path;
+  resetKubeClients();
+}
+
+/** RBAC changes reach the authorizer through an informer: wait for them instead of racing. */
+export async function waitAllowed(kubeconfig: string, attrs: { group: string; resource: string; verb: string; namespace?: string }): Promise<void> {
+  const config = new k8s.KubeConfig();
+  config.loadFromFile(kubeconfig);
+  const authz = config.makeApiClient(k8s.AuthorizationV1Api);
+  for (let i = 0; i < 100; i++) {
+    const review = await authz.createSelfSubjectAccessReview({ body: { spec: { resourceAttributes: attrs } } });
+    if (review.status?.allowed) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  throw new Error(`RBAC never allowed ${attrs.verb} ${attrs.resource} for ${kubeconfig}`);
+}
+
+/** Writes a custom resource's status subresource (what a controller does), as the admin. */
+export async function patchStatus(a: Admin, obj: { group: string; version: string; plural: string; namespace: string; name: string }, status: object): Promise<void> {
+  await a.custom.patchNamespacedCustomObjectStatus(
+    { ...obj, body: { status } },
+    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+  );
+}
