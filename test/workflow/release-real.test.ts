@@ -16,6 +16,7 @@ import { closeChefPools } from '../../activities/chef/client.ts';
 import { sendCommand, startRelease } from '../../client/releases.ts';
 import { type ReleaseStatus, statusQuery } from '../../workflows/messages.ts';
 import { adminClient, chefServerEnv, createEnvironment, deleteEnvironment, registerNodes, uploadCookbook } from '../support/chef-fixtures.ts';
+import { convergeWhenPinned } from '../support/chef-client-standin.ts';
 import { requireEnv, uniqueName } from '../support/env.ts';
 import { startStandIn, type StandIn } from '../support/controller-standin.ts';
 import { adminKubeConfig, createCanaryIngress, createDeployment, createKustomization, createNamespace } from '../support/seed-kube.ts';
@@ -95,24 +96,12 @@ async function rolledBack(handle: WorkflowHandle): Promise<{ message: string; st
   return { message: cause.message, status: cause.details?.[0] as ReleaseStatus };
 }
 
-/** Plays chef-client on the environment's nodes: once the pin lands, they converge to it. */
-function convergeWhenPinned(env: string, nodes: string[], version: string): Promise<void> {
-  return (async () => {
-    const deadline = Date.now() + 30_000;
-    while ((await pinned(env))[cookbook] !== `= ${version}`) {
-      if (Date.now() > deadline) throw new Error('the pin never landed');
-      await new Promise((r) => setTimeout(r, 200));
-    }
-    await registerNodes(chef, nodes.map((n) => ({ name: n, environment: env, ohaiTime: Date.now() / 1000 + 1, cookbooks: { [cookbook]: version } })));
-  })();
-}
-
 describe('release workflow against the real servers', () => {
   it('happy path: pins Chef, patches Flux, walks the canary, passes every gate', async () => {
     const name = await seed();
     const nodes = [1, 2, 3].map((i) => `${name}-vm${i}`);
     await registerNodes(chef, nodes.map((n) => ({ name: n, environment: name, ohaiTime: Date.now() / 1000 - 600, cookbooks: { [cookbook]: '2.0.0' } })));
-    const converging = convergeWhenPinned(name, nodes, '2.1.0');
+    const converging = convergeWhenPinned(chef, { environment: name, cookbook, version: '2.1.0', nodes });
     const input = release(name, {
       gates: {
         converged: { chefConvergence: { target: 'vms', minPercent: 100 }, timeout: '60s', interval: '1s' },

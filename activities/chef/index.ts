@@ -1,0 +1,129 @@
+/**
+ * The Chef activities the release workflow calls. Every export of this module is registered as an
+ * activity, so helpers live in the sibling modules and only activities (and types) are exported here.
+ */
+import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import { CHEF_AUTH, CHEF_FORBIDDEN, ChefClient } from './client.ts';
+import { checkConvergence } from './convergence.ts';
+import { forgetCredentials, resolveCredentials, type ChefCredentialsRef } from './credentials.ts';
+import { applyPins, getEnvironment, pinsOf, refuseDefault, type CookbookPins } from './environment.ts';
+import { preflight, type PreflightResult } from './preflight.ts';
+import { pollGate } from '../gates/poll.ts';
+import type { GateResult } from '../gates/result.ts';
+
+export type { ChefCredentialsRef } from './credentials.ts';
+export type { CookbookPins } from './environment.ts';
+export type { ConvergenceObserved } from './convergence.ts';
+
+/** One entry of the spec's chef[] list. */
+export interface ChefTarget {
+  id: string;
+  serverUrl: string;
+  environment: string;
+  /** cookbook -> constraint */
+  cookbooks: Record<string, string>;
+  credentials: ChefCredentialsRef;
+  /** default '1.1' */
+  protocol?: '1.0' | '1.1' | '1.3';
+}
+
+/** The activity's cancellation signal, when running as an activity. */
+function cancellation(): AbortSignal | undefined {
+  try {
+    return Context.current().cancellationSignal;
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Runs `fn` with a client for the target. A rejected key is dropped from the cache so the next
+ * attempt reads it again (it may have been rotated in the file or Secret meanwhile).
+ */
+async function withChef<T>(target: ChefTarget, fn: (client: ChefClient, signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+  const identity = await resolveCredentials(target.credentials);
+  if (identity.profileServerUrl && identity.profileServerUrl.replace(/\/+$/, '') !== target.serverUrl.replace(/\/+$/, '')) {
+    log.warn('knife profile points at another Chef server than the release spec; using the spec', {
+      target: target.id,
+      specServerUrl: target.serverUrl,
+      profileServerUrl: identity.profileServerUrl,
+    });
+  }
+  const client = new ChefClient({ serverUrl: target.serverUrl, identity, protocol: target.protocol ?? '1.1' });
+  try {
+    return await fn(client, cancellation());
+  } catch (err) {
+    if (err instanceof ApplicationFailure && (err.type === CHEF_AUTH || err.type === CHEF_FORBIDDEN)) forgetCredentials(target.credentials);
+    throw err;
+  }
+}
+
+/** Before any change: environment exists and is not _default, credentials work, every constraint can be met. */
+export async function chefPreflight(target: ChefTarget): Promise<PreflightResult> {
+  return withChef(target, (client, signal) => preflight(client, target.environment, target.cookbooks, signal));
+}
+
+/** The environment's current constraints for the target's cookbooks (null = absent): what a compensation restores. */
+export async function chefSnapshot(target: ChefTarget): Promise<CookbookPins> {
+  return withChef(target, async (client, signal) => {
+    refuseDefault(client, target.environment);
+    return pinsOf(await getEnvironment(client, target.environment, signal), Object.keys(target.cookbooks));
+  });
+}
+
+/**
+ * Sets the target's constraints, verifies them by reading back, and returns the values before.
+ * Idempotent; a retry after an attempt that already applied returns the new values as "previous",
+ * which is why the workflow takes its undo values from chefSnapshot before calling this.
+ */
+export async function chefPin(target: ChefTarget): Promise<CookbookPins> {
+  return withChef(target, async (client, signal) => {
+    const { previous, changed } = await applyPins(client, target.environment, target.cookbooks, signal);
+    log.info(changed ? 'pinned Chef cookbooks' : 'Chef cookbooks already pinned', {
+      target: target.id,
+      server: client.serverUrl,
+      environment: target.environment,
+      previous,
+      pinned: target.cookbooks,
+    });
+    return previous;
+  });
+}
+
+/** Writes back exactly the recorded constraints (null removes the entry). Idempotent; touches nothing else. */
+export async function chefRestore(input: { target: ChefTarget; previous: CookbookPins }): Promise<void> {
+  const { target, previous } = input;
+  await withChef(target, async (client, signal) => {
+    const { changed } = await applyPins(client, target.environment, previous, signal);
+    log.info(changed ? 'restored Chef cookbook constraints' : 'Chef cookbook constraints already as recorded', {
+      target: target.id,
+      server: client.serverUrl,
+      environment: target.environment,
+      restored: previous,
+    });
+  });
+}
+
+/**
+ * Waits until at least minPercent of the environment's nodes ran chef-client after the pin on a
+ * version that satisfies the constraints. observed = ConvergenceObserved.
+ */
+export async function chefConvergenceGate(input: {
+  gate: string;
+  target: ChefTarget;
+  /** epoch ms of the pin */
+  since: number;
+  minPercent: number;
+  timeoutMs: number;
+  intervalMs: number;
+  successes: number;
+}): Promise<GateResult> {
+  const { target } = input;
+  return withChef(target, (client) =>
+    pollGate(
+      { name: input.gate, kind: 'chefConvergence' },
+      { timeoutMs: input.timeoutMs, intervalMs: input.intervalMs, successes: input.successes },
+      (signal) => checkConvergence(client, target.environment, target.cookbooks, input.since, input.minPercent, signal),
+    ),
+  );
+}

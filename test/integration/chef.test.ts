@@ -1,0 +1,451 @@
+/**
+ * The Chef activities against a real Chef server (the stack's goiardi, authentication on): signed
+ * requests, pin and restore, preflight, errors, convergence, and the three kinds of credentials.
+ */
+import assert from 'node:assert/strict';
+import { generateKeyPairSync } from 'node:crypto';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { inspect } from 'node:util';
+import { after, before, describe, it } from 'node:test';
+import { ApplicationFailure } from '@temporalio/activity';
+import type { Logger } from '@temporalio/common';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { ChefClient, closeChefPools } from '../../activities/chef/client.ts';
+import { searchNodeFacts, classifyNodes, type SearchMode } from '../../activities/chef/convergence.ts';
+import * as chef from '../../activities/chef/index.ts';
+import type { ChefTarget, CookbookPins } from '../../activities/chef/index.ts';
+import type { GateResult } from '../../activities/gates/result.ts';
+import { requireEnv } from '../support/env.ts';
+import {
+  adminClient,
+  chefServerEnv,
+  createEnvironment,
+  deleteEnvironment,
+  deleteNodes,
+  registerNodes,
+  targetFor,
+  uniqueName,
+  uploadCookbook,
+  waitForIndexed,
+  type ChefServerEnv,
+  type NodeSeed,
+} from '../support/chef-fixtures.ts';
+
+/** Everything the activities logged, checked at the end for key material. */
+const logged: string[] = [];
+const logger: Logger = {
+  log: (level, message, meta) => void logged.push(`${level} ${message} ${inspect(meta, { depth: 6 })}`),
+  trace: (m, meta) => logger.log('TRACE', m, meta),
+  debug: (m, meta) => logger.log('DEBUG', m, meta),
+  info: (m, meta) => logger.log('INFO', m, meta),
+  warn: (m, meta) => logger.log('WARN', m, meta),
+  error: (m, meta) => logger.log('ERROR', m, meta),
+};
+const activityEnv = () => new MockActivityEnvironment(undefined, { logger });
+
+/** Runs an activity in a mock activity context (heartbeats, cancellation, logger) outside a worker. */
+function run<A, R>(fn: (input: A) => Promise<R>, input: A): Promise<R> {
+  return activityEnv().run(fn, input) as Promise<R>;
+}
+
+async function failure(p: Promise<unknown>): Promise<ApplicationFailure> {
+  const err = await p.then(
+    () => assert.fail('expected the activity to fail'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof ApplicationFailure, `expected an ApplicationFailure, got ${String(err)}`);
+  return err;
+}
+
+let server: ChefServerEnv;
+let admin: ChefClient;
+/** every key in play, to check that none leaks into a message */
+const keyTexts: string[] = [];
+const envs: string[] = [];
+const nodes: string[] = [];
+const web = uniqueName('hrweb');
+const api = uniqueName('hrapi');
+const other = uniqueName('hrother');
+
+function assertNoKeyIn(text: string) {
+  assert.doesNotMatch(text, /-----BEGIN|PRIVATE KEY/);
+  for (const pem of keyTexts) {
+    const body = pem.split('\n').filter((l) => l && !l.startsWith('-----'));
+    for (const line of [body[1], body[5], body.at(-2)]) if (line) assert.ok(!text.includes(line), 'a line of a private key appears in the output');
+  }
+}
+
+async function newEnvironment(prefix: string, cookbookVersions: Record<string, string> = {}): Promise<string> {
+  const name = uniqueName(prefix);
+  envs.push(name);
+  await createEnvironment(admin, name, cookbookVersions);
+  return name;
+}
+
+before(async () => {
+  server = chefServerEnv();
+  admin = adminClient(server);
+  keyTexts.push(readFileSync(server.keyFile, 'utf8'));
+  for (const v of ['1.0.0', '1.2.3', '1.3.0', '2.0.0']) await uploadCookbook(admin, web, v);
+  for (const v of ['0.9.0', '2.1.0']) await uploadCookbook(admin, api, v);
+});
+
+after(async () => {
+  for (const line of logged) assertNoKeyIn(line);
+  await deleteNodes(admin, nodes);
+  for (const e of envs) await deleteEnvironment(admin, e);
+  await closeChefPools();
+});
+
+describe('signed requests', () => {
+  for (const protocol of ['1.0', '1.1', '1.3'] as const) {
+    it(`GET with protocol ${protocol}`, async () => {
+      const c = new ChefClient({ serverUrl: server.serverUrl, identity: admin.identity, protocol });
+      const list = await c.get<Record<string, string>>('environments', { object: 'environment list' });
+      assert.ok('_default' in list);
+    });
+  }
+
+  it('POST, PUT and GET round trip an environment exactly', async () => {
+    const name = await newEnvironment('hr-rt', { [web]: '= 1.0.0' });
+    const env = await admin.get<Record<string, unknown>>(`environments/${name}`, { object: name });
+    await admin.put(`environments/${name}`, { object: name, body: { ...env, description: 'changed' } });
+    const back = await admin.get<Record<string, unknown>>(`environments/${name}`, { object: name });
+    assert.deepEqual(back, { ...env, description: 'changed' });
+  });
+
+  it('a search with a query string (the query is not part of the signed path)', async () => {
+    const name = await newEnvironment('hr-q');
+    const n = uniqueName('hr-qnode');
+    nodes.push(n);
+    await registerNodes(admin, [{ name: n, environment: name, ohaiTime: 1, cookbooks: {} }]);
+    await waitForIndexed(admin, name, 1);
+    const res = await admin.get<{ rows: { name: string }[] }>('search/node', {
+      object: 'node search',
+      query: { q: `chef_environment:${name} AND name:${n}`, rows: 10, start: 0 },
+    });
+    assert.deepEqual(res.rows.map((r) => r.name), [n]);
+  });
+});
+
+describe('pin and restore', () => {
+  it('absent -> present -> absent, keeping everything else in the environment, and idempotent', async () => {
+    const name = await newEnvironment('hr-pin', { [other]: '= 9.9.9' });
+    const bystander = await newEnvironment('hr-bystander', { [web]: '= 1.0.0' });
+    const bystanderBefore = await admin.get(`environments/${bystander}`, { object: bystander });
+    const before = await admin.get<Record<string, unknown>>(`environments/${name}`, { object: name });
+    const target = targetFor(server, name, { [web]: '~> 1.2', [api]: '>= 2.0' });
+
+    const snapshot = await run(chef.chefSnapshot, target);
+    assert.deepEqual(snapshot, { [web]: null, [api]: null });
+
+    const previous = await run(chef.chefPin, target);
+    assert.deepEqual(previous, { [web]: null, [api]: null });
+    assert.ok(logged.some((l) => l.includes('pinned Chef cookbooks') && l.includes(name)), 'the pin is logged');
+    const pinned = await admin.get<Record<string, unknown>>(`environments/${name}`, { object: name });
+    assert.deepEqual(pinned, { ...before, cookbook_versions: { [other]: '= 9.9.9', [web]: '~> 1.2', [api]: '>= 2.0' } });
+
+    // a second run (a retried activity) changes nothing and reports the values now in place
+    assert.deepEqual(await run(chef.chefPin, target), { [web]: '~> 1.2', [api]: '>= 2.0' });
+    assert.deepEqual(await admin.get(`environments/${name}`, { object: name }), pinned);
+
+    await run(chef.chefRestore, { target, previous });
+    assert.deepEqual(await admin.get(`environments/${name}`, { object: name }), before);
+    await run(chef.chefRestore, { target, previous });
+    assert.deepEqual(await admin.get(`environments/${name}`, { object: name }), before);
+
+    assert.deepEqual(await admin.get(`environments/${bystander}`, { object: bystander }), bystanderBefore);
+  });
+
+  it('present -> changed -> present restores the exact previous constraint', async () => {
+    const name = await newEnvironment('hr-pin2', { [web]: '= 1.0.0', [other]: '< 3.0' });
+    const target = targetFor(server, name, { [web]: '>= 1.2.3' });
+    const previous: CookbookPins = await run(chef.chefPin, target);
+    assert.deepEqual(previous, { [web]: '= 1.0.0' });
+    assert.deepEqual((await admin.get<{ cookbook_versions: object }>(`environments/${name}`, { object: name })).cookbook_versions, { [web]: '>= 1.2.3', [other]: '< 3.0' });
+    await run(chef.chefRestore, { target, previous });
+    assert.deepEqual((await admin.get<{ cookbook_versions: object }>(`environments/${name}`, { object: name })).cookbook_versions, { [web]: '= 1.0.0', [other]: '< 3.0' });
+  });
+
+  it('restore runs safely when the pin never happened', async () => {
+    const name = await newEnvironment('hr-pin3', { [web]: '= 1.0.0' });
+    const target = targetFor(server, name, { [web]: '~> 2.0' });
+    await run(chef.chefRestore, { target, previous: { [web]: '= 1.0.0' } });
+    assert.deepEqual((await admin.get<{ cookbook_versions: object }>(`environments/${name}`, { object: name })).cookbook_versions, { [web]: '= 1.0.0' });
+  });
+
+  it('refuses _default before sending anything, and the server refuses it too (405)', async () => {
+    const err = await failure(run(chef.chefPin, targetFor(server, '_default', { [web]: '= 1.0.0' })));
+    assert.equal(err.type, 'ChefBadRequest');
+    assert.equal(err.nonRetryable, true);
+    assert.match(err.message, /_default environment cannot be modified/);
+    const direct = await failure(admin.put('environments/_default', { object: 'environment _default', body: { name: '_default', cookbook_versions: {} } }));
+    assert.equal(direct.type, 'ChefNotAllowed');
+    assert.equal(direct.nonRetryable, true);
+  });
+
+  it('rejects an invalid constraint before writing', async () => {
+    const name = await newEnvironment('hr-pin4');
+    const err = await failure(run(chef.chefPin, targetFor(server, name, { [web]: '>=1.0' })));
+    assert.equal(err.type, 'ChefBadRequest');
+    assert.equal(err.nonRetryable, true);
+    assert.match(err.message, /">=1\.0" for cookbook/);
+  });
+});
+
+describe('preflight', () => {
+  it('reports current constraints and the versions that satisfy the new ones', async () => {
+    const name = await newEnvironment('hr-pre', { [web]: '= 1.0.0' });
+    const res = await run(chef.chefPreflight, targetFor(server, name, { [web]: '~> 1.2', [api]: '> 1' }));
+    assert.deepEqual(res, { environment: name, current: { [web]: '= 1.0.0', [api]: null }, matching: { [web]: ['1.3.0', '1.2.3'], [api]: ['2.1.0'] } });
+  });
+
+  it('a constraint no cookbook version satisfies: non-retryable, listing the versions that exist', async () => {
+    const name = await newEnvironment('hr-pre2');
+    const err = await failure(run(chef.chefPreflight, targetFor(server, name, { [web]: '~> 1.2.4', [api]: '>= 2.0' })));
+    assert.equal(err.type, 'ChefNoMatchingVersion');
+    assert.equal(err.nonRetryable, true);
+    assert.ok(err.message.includes(server.serverUrl));
+    assert.ok(err.message.includes(`cookbook ${web}: no version satisfies "~> 1.2.4" (versions on the server: 2.0.0, 1.3.0, 1.2.3, 1.0.0)`), err.message);
+    assert.doesNotMatch(err.message, new RegExp(api));
+    assert.match(err.message, /Upload a matching cookbook version or change the constraint/);
+  });
+
+  it('a cookbook the server does not have: non-retryable ChefNotFound', async () => {
+    const name = await newEnvironment('hr-pre3');
+    const missing = uniqueName('hrmissing');
+    const err = await failure(run(chef.chefPreflight, targetFor(server, name, { [missing]: '>= 1.0' })));
+    assert.equal(err.type, 'ChefNotFound');
+    assert.equal(err.nonRetryable, true);
+    assert.ok(err.message.includes(`cookbook ${missing}`));
+    assert.match(err.message, /knife cookbook upload/);
+  });
+
+  it('a missing environment (404): non-retryable ChefNotFound naming server and environment', async () => {
+    const missing = uniqueName('hr-nope');
+    for (const activity of [chef.chefPreflight, chef.chefPin, chef.chefSnapshot] as const) {
+      const err = await failure(run(activity as (t: ChefTarget) => Promise<unknown>, targetFor(server, missing, { [web]: '>= 1.0' })));
+      assert.equal(err.type, 'ChefNotFound');
+      assert.equal(err.nonRetryable, true);
+      assert.ok(err.message.includes(server.serverUrl), err.message);
+      assert.ok(err.message.includes(`environment ${missing}`), err.message);
+      assert.match(err.message, /404 \(Cannot load environment/);
+      assert.match(err.message, /create the environment|fix the environment name/);
+    }
+  });
+
+  it('a wrong key (401): non-retryable ChefAuth naming server, client and key file, not the key', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hr-chef-'));
+    const pem = generateKeyPairSync('rsa', { modulusLength: 2048 }).privateKey.export({ type: 'pkcs1', format: 'pem' }).toString();
+    keyTexts.push(pem);
+    const keyFile = join(dir, 'wrong.pem');
+    writeFileSync(keyFile, pem, { mode: 0o600 });
+    const name = await newEnvironment('hr-auth');
+    const target: ChefTarget = { ...targetFor(server, name, { [web]: '>= 1.0' }), credentials: { keyFile, clientName: server.clientName } };
+    const err = await failure(run(chef.chefPreflight, target));
+    assert.equal(err.type, 'ChefAuth');
+    assert.equal(err.nonRetryable, true);
+    assert.ok(err.message.includes(server.serverUrl));
+    assert.ok(err.message.includes(`client "${server.clientName}"`));
+    assert.ok(err.message.includes(`key file ${keyFile}`));
+    assert.match(err.message, /failed with 401/);
+    assertNoKeyIn(err.message);
+    assertNoKeyIn(JSON.stringify(err.details));
+  });
+
+  it('an unreachable server: retryable ChefUnavailable naming the server', async () => {
+    const port = await new Promise<number>((resolve) => {
+      const s = createServer().listen(0, '127.0.0.1', () => {
+        const p = (s.address() as { port: number }).port;
+        s.close(() => resolve(p));
+      });
+    });
+    const target: ChefTarget = { ...targetFor(server, 'prod', { [web]: '>= 1.0' }), serverUrl: `http://127.0.0.1:${port}` };
+    const err = await failure(run(chef.chefPreflight, target));
+    assert.equal(err.type, 'ChefUnavailable');
+    assert.equal(err.nonRetryable, false);
+    assert.ok(err.message.includes(`http://127.0.0.1:${port}`));
+    assert.match(err.message, /ECONNREFUSED/);
+    assert.match(err.message, /environment prod/);
+  });
+});
+
+describe('convergence gate', () => {
+  const PIN_MS = Date.now() - 60_000;
+  const afterPin = PIN_MS / 1000 + 30.5;
+  const beforePin = PIN_MS / 1000 - 3600;
+  let name: string;
+  let target: ChefTarget;
+  const seeds: NodeSeed[] = [];
+
+  before(async () => {
+    name = await newEnvironment('hr-conv');
+    target = targetFor(server, name, { [web]: '~> 1.2', [api]: '>= 2.0' });
+    const add = (count: number, prefix: string, ohaiTime: number | undefined, cookbooks: Record<string, string>) => {
+      for (let i = 0; i < count; i++) seeds.push({ name: `${name}-${prefix}-${String(i).padStart(3, '0')}`, environment: name, ohaiTime, cookbooks });
+    };
+    add(240, 'ok', afterPin, { [web]: '1.3.0', [api]: '2.1.0' });
+    add(40, 'old', beforePin, { [web]: '1.0.0', [api]: '0.9.0' });
+    add(10, 'wrong', afterPin, { [web]: '2.0.0', [api]: '2.1.0' });
+    add(10, 'new', undefined, {});
+    add(5, 'db', afterPin, { [other]: '1.0.0' });
+    nodes.push(...seeds.map((s) => s.name));
+    await registerNodes(admin, seeds, 16);
+    await waitForIndexed(admin, name, seeds.length);
+  });
+
+  const expected = { total: 300, converged: 240, lagging: 50, failed: 10, unaffected: 5 };
+
+  it('passes at 80% with exact counts and the first 20 lagging nodes', async () => {
+    const heartbeats: unknown[] = [];
+    const env = activityEnv();
+    env.on('heartbeat', (d: unknown) => heartbeats.push(d));
+    const res = (await env.run(chef.chefConvergenceGate, {
+      gate: 'chef-converged',
+      target,
+      since: PIN_MS,
+      minPercent: 80,
+      timeoutMs: 30_000,
+      intervalMs: 200,
+      successes: 2,
+    })) as GateResult;
+    assert.equal(res.ok, true);
+    assert.equal(res.kind, 'chefConvergence');
+    assert.equal(res.checks, 2);
+    assert.ok(heartbeats.length >= 2);
+    const o = res.observed as chef.ConvergenceObserved;
+    assert.deepEqual({ total: o.total, converged: o.converged, lagging: o.lagging, failed: o.failed, unaffected: o.unaffected }, expected);
+    const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${name}-${prefix}-${String(i).padStart(3, '0')}`);
+    assert.deepEqual(o.laggingNodes, [...ids('new', 10), ...ids('old', 10)]);
+    assert.deepEqual(o.failedNodes, ids('wrong', 10));
+  });
+
+  it('times out below the threshold, reporting what it saw', async () => {
+    const err = await failure(
+      run(chef.chefConvergenceGate, { gate: 'chef-90', target, since: PIN_MS, minPercent: 90, timeoutMs: 1200, intervalMs: 300, successes: 1 }),
+    );
+    assert.equal(err.type, 'GateTimedOut');
+    assert.match(err.message, /240\/300 nodes converged \(80%, need 90%\), 50 lagging, 10 failed/);
+    assert.match(err.message, /lagging: .*-old-000/);
+    const details = err.details?.[0] as GateResult;
+    assert.equal((details.observed as chef.ConvergenceObserved).converged, 240);
+  });
+
+  it('fails at once when the nodes that ran on a wrong version put the threshold out of reach', async () => {
+    const err = await failure(
+      run(chef.chefConvergenceGate, { gate: 'chef-99', target, since: PIN_MS, minPercent: 99, timeoutMs: 60_000, intervalMs: 10_000, successes: 1 }),
+    );
+    assert.equal(err.type, 'GateFailed');
+    assert.equal(err.nonRetryable, true);
+    assert.match(err.message, /failed: .*-wrong-000/);
+  });
+
+  it('nodes not yet run since the pin are lagging even with the right versions', async () => {
+    const res = (await run(chef.chefConvergenceGate, { gate: 'later', target, since: Date.now() + 3_600_000, minPercent: 1, timeoutMs: 500, intervalMs: 200, successes: 1 }).catch(
+      (e: ApplicationFailure) => e.details?.[0],
+    )) as GateResult;
+    assert.equal(res.ok, false);
+    assert.equal((res.observed as chef.ConvergenceObserved).lagging, 300);
+  });
+
+  it('partial search and full search page through every node and agree', async () => {
+    const results: Record<string, unknown> = {};
+    for (const [label, mode, pageSize] of [
+      ['auto', undefined, undefined],
+      ['auto, small pages', undefined, 70],
+      ['full, small pages', 'full', 70],
+      ['full', 'full', undefined],
+    ] as [string, SearchMode | undefined, number | undefined][]) {
+      const found = await searchNodeFacts(admin, name, [web, api], { ...(mode ? { mode } : {}), ...(pageSize ? { pageSize } : {}) });
+      assert.equal(found.nodes.length, seeds.length, label);
+      assert.equal(new Set(found.nodes.map((n) => n.name)).size, seeds.length, label);
+      const o = classifyNodes(found.nodes, target.cookbooks, PIN_MS);
+      results[label] = { total: o.total, converged: o.converged, lagging: o.lagging, failed: o.failed, unaffected: o.unaffected };
+      if (pageSize) assert.ok(found.requests >= Math.ceil(seeds.length / pageSize) || found.mode === 'partial-unpaged', `${label}: ${found.requests} requests`);
+    }
+    for (const r of Object.values(results)) assert.deepEqual(r, expected);
+  });
+});
+
+describe('credentials by reference', () => {
+  let name: string;
+  before(async () => {
+    name = await newEnvironment('hr-cred', { [web]: '= 1.2.3' });
+  });
+
+  it('a knife credentials profile with a relative client_key path', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hr-knife-'));
+    copyFileSync(server.keyFile, join(dir, 'deployer.pem'));
+    const credentialsFile = join(dir, 'credentials');
+    writeFileSync(
+      credentialsFile,
+      ['[default]', 'client_name = "someone-else"', 'client_key = "/nonexistent.pem"', '', "['hr.deploy']", `client_name = "${server.clientName}"`, 'client_key = "deployer.pem"', `chef_server_url = "${server.serverUrl}"`, ''].join('\n'),
+    );
+    const target: ChefTarget = { ...targetFor(server, name, { [web]: '~> 1.2' }), credentials: { profile: 'hr.deploy', credentialsFile } };
+    assert.deepEqual(await run(chef.chefSnapshot, target), { [web]: '= 1.2.3' });
+  });
+
+  it('a knife profile with the key inline', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hr-knife-'));
+    const credentialsFile = join(dir, 'credentials');
+    writeFileSync(credentialsFile, `[inline]\nclient_name = "${server.clientName}"\nclient_key = """\n${readFileSync(server.keyFile, 'utf8').trim()}\n"""\n`);
+    const target: ChefTarget = { ...targetFor(server, name, { [web]: '~> 1.2' }), credentials: { profile: 'inline', credentialsFile } };
+    assert.deepEqual(await run(chef.chefSnapshot, target), { [web]: '= 1.2.3' });
+  });
+
+  it('a missing profile or key file: non-retryable ChefCredentials saying where it looked', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'hr-knife-'));
+    const credentialsFile = join(dir, 'credentials');
+    writeFileSync(credentialsFile, '[default]\nclient_name = "x"\nclient_key = "missing.pem"\n');
+    const noProfile = await failure(run(chef.chefSnapshot, { ...targetFor(server, name, {}), credentials: { profile: 'prod', credentialsFile } }));
+    assert.equal(noProfile.type, 'ChefCredentials');
+    assert.equal(noProfile.nonRetryable, true);
+    assert.match(noProfile.message, /no profile \[prod\] in .*credentials \(profiles there: default\)/);
+    const noKey = await failure(run(chef.chefSnapshot, { ...targetFor(server, name, {}), credentials: { profile: 'default', credentialsFile } }));
+    assert.match(noKey.message, /cannot read key file .*missing\.pem \(ENOENT\)/);
+    const notAKey = join(dir, 'not-a-key.pem');
+    writeFileSync(notAKey, 'hello');
+    const bad = await failure(run(chef.chefSnapshot, { ...targetFor(server, name, {}), credentials: { keyFile: notAKey, clientName: 'x' } }));
+    assert.match(bad.message, /not a PEM-encoded RSA private key/);
+  });
+
+  it('a Kubernetes Secret (client_name/client_key and api_user/api_key), read with the worker ServiceAccount', async () => {
+    requireEnv('KUBECONFIG');
+    const { admin: kubeAdmin, useWorkerIdentity, WORKER_SA } = await import('../support/kube-worker.ts');
+    const a = kubeAdmin();
+    await useWorkerIdentity(a); // applies deploy/rbac.yaml, switches KUBECONFIG to the worker's token
+    const ns = WORKER_SA.namespace;
+    const pem = readFileSync(server.keyFile, 'utf8');
+    const secrets = {
+      knife: { client_name: server.clientName, client_key: pem },
+      operator: { api_user: server.clientName, api_key: pem },
+      incomplete: { client_name: server.clientName },
+    };
+    const names: Record<string, string> = {};
+    for (const [kind, data] of Object.entries(secrets)) {
+      names[kind] = uniqueName(`hr-chef-${kind}`);
+      await a.core.createNamespacedSecret({ namespace: ns, body: { metadata: { name: names[kind] }, stringData: data } });
+    }
+    try {
+      for (const kind of ['knife', 'operator']) {
+        const target: ChefTarget = { ...targetFor(server, name, { [web]: '~> 1.2' }), credentials: { secret: { name: names[kind]!, namespace: ns } } };
+        assert.deepEqual(await run(chef.chefSnapshot, target), { [web]: '= 1.2.3' }, kind);
+      }
+      const incomplete = await failure(run(chef.chefSnapshot, { ...targetFor(server, name, {}), credentials: { secret: { name: names.incomplete!, namespace: ns } } }));
+      assert.equal(incomplete.type, 'ChefCredentials');
+      assert.match(incomplete.message, /needs the keys client_name and client_key \(or api_user and api_key\); it has: client_name/);
+      const missing = await failure(run(chef.chefSnapshot, { ...targetFor(server, name, {}), credentials: { secret: { name: 'no-such-secret', namespace: ns } } }));
+      assert.equal(missing.type, 'KubeNotFound');
+      assert.equal(missing.nonRetryable, true);
+      // the worker may read Secrets only in namespaces bound for Chef credentials
+      const denied = await failure(run(chef.chefSnapshot, { ...targetFor(server, name, {}), credentials: { secret: { name: names.knife!, namespace: 'default' } } }));
+      assert.equal(denied.type, 'KubeDenied');
+      for (const e of [incomplete, missing, denied]) assertNoKeyIn(e.message);
+    } finally {
+      for (const n of Object.values(names)) await a.core.deleteNamespacedSecret({ name: n, namespace: ns }).catch(() => undefined);
+    }
+  });
+});

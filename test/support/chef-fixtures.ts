@@ -1,0 +1,147 @@
+/**
+ * Test data for the Chef tests and benchmark, written with the project's own client: environments,
+ * cookbook versions (uploaded through a sandbox, as knife does) and nodes (as a chef-client run
+ * saves them).
+ */
+import { createHash, createPrivateKey } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { ChefClient, seg } from '../../activities/chef/client.ts';
+import type { ChefTarget } from '../../activities/chef/index.ts';
+import { requireEnv, uniqueName } from './env.ts';
+
+export interface ChefServerEnv {
+  serverUrl: string;
+  clientName: string;
+  keyFile: string;
+}
+
+/** The stack's goiardi (CHEF_SERVER_URL, CHEF_CLIENT_NAME, CHEF_CLIENT_KEY = key file path). */
+export function chefServerEnv(): ChefServerEnv {
+  return { serverUrl: requireEnv('CHEF_SERVER_URL'), clientName: requireEnv('CHEF_CLIENT_NAME'), keyFile: requireEnv('CHEF_CLIENT_KEY') };
+}
+
+export function adminClient(env = chefServerEnv()): ChefClient {
+  return new ChefClient({
+    serverUrl: env.serverUrl,
+    identity: { clientName: env.clientName, key: createPrivateKey(readFileSync(env.keyFile)), source: `key file ${env.keyFile}` },
+  });
+}
+
+export function targetFor(env: ChefServerEnv, environment: string, cookbooks: Record<string, string>): ChefTarget {
+  return { id: environment, serverUrl: env.serverUrl, environment, cookbooks, credentials: { keyFile: env.keyFile, clientName: env.clientName } };
+}
+
+/** Runs fn over items with at most `limit` in flight. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, index: number) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array(items.length);
+  let next = 0;
+  const worker = async () => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!, i);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(limit, items.length) }, worker));
+  return out;
+}
+
+export async function createEnvironment(client: ChefClient, name: string, cookbookVersions: Record<string, string> = {}): Promise<void> {
+  await client.post('environments', {
+    object: `environment ${name}`,
+    body: {
+      name,
+      description: 'hybrid-release test',
+      json_class: 'Chef::Environment',
+      chef_type: 'environment',
+      default_attributes: { keep: { me: 'as is' } },
+      override_attributes: { also: ['kept'] },
+      cookbook_versions: cookbookVersions,
+    },
+  });
+}
+
+export async function deleteEnvironment(client: ChefClient, name: string): Promise<void> {
+  await client.delete(`environments/${seg(name)}`, { object: `environment ${name}` }).catch(() => undefined);
+}
+
+/** Uploads one cookbook version with a single file, through a sandbox like `knife cookbook upload`. */
+export async function uploadCookbook(client: ChefClient, name: string, version: string): Promise<void> {
+  const content = Buffer.from(`name "${name}"\nversion "${version}"\n`, 'utf8');
+  const md5 = createHash('md5').update(content).digest('hex');
+  const sandbox = await client.post<{ sandbox_id: string; checksums: Record<string, { url?: string; needs_upload: boolean }> }>('sandboxes', {
+    object: `sandbox for cookbook ${name} ${version}`,
+    body: { checksums: { [md5]: null } },
+  });
+  const slot = sandbox.checksums[md5];
+  if (slot?.needs_upload && slot.url) {
+    // the server builds the URL from its own host name; only the path is ours to use
+    await client.put(new URL(slot.url).pathname, {
+      object: `file ${md5} of cookbook ${name} ${version}`,
+      raw: { bytes: content, contentType: 'application/x-binary' },
+    });
+  }
+  await client.put(`sandboxes/${seg(sandbox.sandbox_id)}`, { object: `sandbox ${sandbox.sandbox_id}`, body: { is_completed: true } });
+  await client.put(`cookbooks/${seg(name)}/${seg(version)}`, {
+    object: `cookbook ${name} ${version}`,
+    body: {
+      name: `${name}-${version}`,
+      cookbook_name: name,
+      version,
+      json_class: 'Chef::CookbookVersion',
+      chef_type: 'cookbook_version',
+      'frozen?': false,
+      metadata: { name, version, dependencies: {} },
+      root_files: [{ name: 'metadata.rb', path: 'metadata.rb', checksum: md5, specificity: 'default' }],
+    },
+  });
+}
+
+export interface NodeSeed {
+  name: string;
+  environment: string;
+  /** epoch seconds of the last run; undefined = never ran */
+  ohaiTime?: number;
+  /** cookbook -> version the last run used */
+  cookbooks: Record<string, string>;
+}
+
+export async function registerNode(client: ChefClient, n: NodeSeed): Promise<void> {
+  const automatic: Record<string, unknown> = { cookbooks: Object.fromEntries(Object.entries(n.cookbooks).map(([cb, version]) => [cb, { version }])) };
+  if (n.ohaiTime !== undefined) automatic.ohai_time = n.ohaiTime;
+  const body = { name: n.name, chef_environment: n.environment, json_class: 'Chef::Node', chef_type: 'node', run_list: [], normal: {}, default: {}, override: {}, automatic };
+  try {
+    await client.post('nodes', { object: `node ${n.name}`, body });
+  } catch {
+    // already there (a re-run): a chef-client run updates it the same way
+    await client.put(`nodes/${seg(n.name)}`, { object: `node ${n.name}`, body });
+  }
+}
+
+export async function registerNodes(client: ChefClient, nodes: readonly NodeSeed[], concurrency = 16): Promise<void> {
+  await mapLimit(nodes, concurrency, (n) => registerNode(client, n));
+}
+
+export async function deleteNodes(client: ChefClient, names: readonly string[], concurrency = 16): Promise<void> {
+  await mapLimit(names, concurrency, (name) => client.delete(`nodes/${seg(name)}`, { object: `node ${name}` }).catch(() => undefined));
+}
+
+/** Polls until the node search sees `count` nodes in the environment (the index may lag writes). */
+export async function waitForIndexed(client: ChefClient, environment: string, count: number, timeoutMs = 30_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    let seen = 0;
+    for (let start = 0; ; start += 1000) {
+      const page = await client.get<{ rows: unknown[] }>('search/node', {
+        object: 'node search',
+        query: { q: `chef_environment:${environment}`, rows: 1000, start },
+      });
+      seen += page.rows.length;
+      if (page.rows.length < 1000) break;
+    }
+    if (seen >= count) return;
+    if (Date.now() > deadline) throw new Error(`search index shows ${seen} of ${count} nodes in ${environment} after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 200));
+  }
+}
+
+export { uniqueName };
