@@ -54,19 +54,18 @@ function mark(state: string, out: Output): string {
 
 /** One line per thing that changed since the last status: the CI log of `--wait` and `watch`. */
 export function progressLines(prev: ReleaseStatus | undefined, s: ReleaseStatus, out: Output): string[] {
-  const lines: string[] = [];
-  const t = () => new Date().toISOString().slice(11, 19);
-  if (prev?.phase !== s.phase) lines.push(`${t()} phase ${phaseText(s.phase, out)}${s.heldBy ? ` (held by ${s.heldBy})` : ''}`);
-  for (const st of s.steps) {
-    const before = prev?.steps[st.index]?.state;
-    if (st.state !== before && st.state !== 'pending') lines.push(`${t()} step ${st.index + 1}/${s.steps.length} ${st.state}: ${st.summary}`);
-  }
+  const t = new Date().toISOString().slice(11, 19);
+  const changed = s.steps.filter((st) => st.state !== prev?.steps[st.index]?.state && st.state !== 'pending');
+  const stepLine = (st: ReleaseStatus['steps'][number]) => `${t} step ${st.index + 1}/${s.steps.length} ${st.state}: ${st.summary}`;
+  // in the order things happened: steps that ended, what they found, the new phase, the next step
+  const lines = changed.filter((st) => st.state !== 'running').map(stepLine);
+  for (const g of s.gates.slice(prev?.gates.length ?? 0)) lines.push(`${t} gate ${g.gate} ${g.ok ? out.green('passed') : out.red('failed')}: ${g.reason}`);
   for (const [i, c] of s.changes.entries()) {
-    const before = prev?.changes[i];
-    if (before?.state !== c.state && c.state !== 'applying' && c.state !== 'applied') lines.push(`${t()} ${c.state}: ${c.summary}${c.error ? ` — ${c.error}` : ''}`);
+    if (prev?.changes[i]?.state !== c.state && c.state !== 'applying' && c.state !== 'applied') lines.push(`${t} ${c.state}: ${c.summary}${c.error ? ` — ${c.error}` : ''}`);
   }
-  for (const g of s.gates.slice(prev?.gates.length ?? 0)) lines.push(`${t()} gate ${g.gate} ${g.ok ? out.green('passed') : out.red('failed')}: ${g.reason}`);
-  for (const d of s.decisions.slice(prev?.decisions.length ?? 0)) lines.push(`${t()} ${d.command} by ${d.by}${d.accepted ? '' : ' refused'}${d.note ? `: ${d.note}` : ''}`);
+  for (const d of s.decisions.slice(prev?.decisions.length ?? 0)) lines.push(`${t} ${d.command} by ${d.by}${d.accepted ? '' : ' refused'}${d.note ? `: ${d.note}` : ''}`);
+  if (prev?.phase !== s.phase) lines.push(`${t} phase ${phaseText(s.phase, out)}${s.heldBy ? ` (held by ${s.heldBy})` : ''}`);
+  lines.push(...changed.filter((st) => st.state === 'running').map(stepLine));
   return lines;
 }
 

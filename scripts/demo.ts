@@ -1,0 +1,220 @@
+/**
+ * The main job, on embedded defaults: seeds a sample app on the local stack (a Flux Kustomization,
+ * a Deployment and a canary Ingress; a Chef environment with two cookbook versions and five
+ * nodes), starts a canary release that pauses for approval, prints the Temporal UI link and the
+ * exact approve / abort commands, and ends with a summary once a person decides.
+ *
+ *   npm run demo                  # waits for you to approve or abort from another terminal
+ *   npm run demo -- --auto-approve
+ *
+ * No Flux controllers or VMs run locally: the controller stand-in writes Flux and Deployment
+ * status through the real API server, and a chef-client stand-in makes the nodes converge after
+ * the pin, through the real Chef server. Everything else is the real thing.
+ */
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import * as k8s from '@kubernetes/client-node';
+import { Client, Connection } from '@temporalio/client';
+import { NativeConnection, Runtime, DefaultLogger, makeTelemetryFilterString } from '@temporalio/worker';
+import { closeChefPools } from '../activities/chef/client.ts';
+import { followRelease } from '../client/follow.ts';
+import { makeOutput } from '../client/output.ts';
+import { sendCommand, startRelease, uiLink } from '../client/releases.ts';
+import { progressLines, renderStatus } from '../client/render.ts';
+import { loadSpecFile } from '../spec/load.ts';
+import type { ReleaseStatus } from '../workflows/messages.ts';
+import { TASK_QUEUE } from '../workflows/search-attributes.ts';
+import { createWorker } from '../worker/create.ts';
+import { adminClient, chefServerEnv, createEnvironment, registerNodes, uploadCookbook } from '../test/support/chef-fixtures.ts';
+import { convergeWhenPinned } from '../test/support/chef-client-standin.ts';
+import { startStandIn } from '../test/support/controller-standin.ts';
+import { adminKubeConfig, createCanaryIngress, createDeployment, createKustomization, createNamespace } from '../test/support/seed-kube.ts';
+import { requireEnv } from '../test/support/env.ts';
+
+const { values: flags } = parseArgs({ options: { 'auto-approve': { type: 'boolean' } } });
+const out = makeOutput('text');
+const say = (s = '') => process.stdout.write(`${s}\n`);
+
+const APP = 'storefront';
+const NS = 'storefront';
+const ENVIRONMENT = 'production';
+const COOKBOOK = 'api_gateway';
+const NODES = ['gw-eu-1', 'gw-eu-2', 'gw-us-1', 'gw-us-2', 'gw-ap-1'];
+
+async function seed(): Promise<void> {
+  const kc = adminKubeConfig();
+  await createNamespace(NS, kc);
+  const custom = kc.makeApiClient(k8s.CustomObjectsApi);
+  // start from 2.0.0 on every run, so the demo can be run again
+  await custom.deleteNamespacedCustomObject({ group: 'kustomize.toolkit.fluxcd.io', version: 'v1', namespace: NS, plural: 'kustomizations', name: 'storefront-web' }).catch(() => undefined);
+  await createKustomization({ namespace: NS, name: 'storefront-web', images: [{ name: 'ghcr.io/acme/storefront-web', newTag: '2.0.0' }] }, kc);
+  const apps = kc.makeApiClient(k8s.AppsV1Api);
+  await apps.deleteNamespacedDeployment({ namespace: NS, name: 'storefront-web' }).catch(() => undefined);
+  await createDeployment({ namespace: NS, name: 'storefront-web', image: 'ghcr.io/acme/storefront-web:2.0.0', replicas: 3 }, kc);
+  const net = kc.makeApiClient(k8s.NetworkingV1Api);
+  await net.deleteNamespacedIngress({ namespace: NS, name: 'storefront-web-canary' }).catch(() => undefined);
+  await createCanaryIngress({ namespace: NS, name: 'storefront-web-canary', host: 'shop.example.com', serviceName: 'storefront-web-canary' }, kc);
+
+  const chef = adminClient();
+  for (const v of ['2.0.0', '2.1.0']) await uploadCookbook(chef, COOKBOOK, v);
+  await chef.delete(`environments/${ENVIRONMENT}`, { object: ENVIRONMENT }).catch(() => undefined);
+  await createEnvironment(chef, ENVIRONMENT, { [COOKBOOK]: '= 2.0.0' });
+  await registerNodes(chef, NODES.map((name) => ({ name, environment: ENVIRONMENT, ohaiTime: Date.now() / 1000 - 1800, cookbooks: { [COOKBOOK]: '2.0.0' } })));
+}
+
+/** The release spec, written next to the stack's env so it can be validated and read. */
+function writeSpec(): string {
+  const chef = chefServerEnv();
+  const exporterQuery = 'sum(rate(demo_http_requests_total{code="500"}[20s])) / sum(rate(demo_http_requests_total[20s]))';
+  const yaml = `# written by npm run demo: a canary release of the storefront on the local stack
+apiVersion: hybrid-release.dev/v1alpha1
+kind: HybridRelease
+metadata:
+  name: storefront-2-1-0
+spec:
+  app: ${APP}
+  version: "2.1.0"
+  chef:
+    - id: gateway
+      serverUrl: ${chef.serverUrl}
+      environment: ${ENVIRONMENT}
+      cookbooks:
+        ${COOKBOOK}: "= 2.1.0"
+      credentials:
+        keyFile: ${chef.keyFile}
+        clientName: ${chef.clientName}
+  flux:
+    - id: web
+      kind: Kustomization
+      namespace: ${NS}
+      name: storefront-web
+      images:
+        - name: ghcr.io/acme/storefront-web
+          newTag: "2.1.0"
+  canary:
+    ingress: { namespace: ${NS}, name: storefront-web-canary }
+  gates:
+    gateway-converged:
+      chefConvergence: { target: gateway, minPercent: 100 }
+      timeout: 2m
+      interval: 2s
+    web-ready:
+      fluxReady: { target: web }
+      timeout: 2m
+      interval: 1s
+    web-rollout:
+      rollout: { namespace: ${NS}, name: storefront-web }
+      timeout: 2m
+      interval: 1s
+    error-rate:
+      prometheus:
+        url: ${requireEnv('PROMETHEUS_URL')}
+        query: ${JSON.stringify(exporterQuery)}
+        comparison: "<"
+        threshold: 0.05
+        onEmpty: wait
+      timeout: 2m
+      interval: 2s
+      successes: 3
+  steps:
+    - chef: gateway
+    - gate: gateway-converged
+    - flux: web
+    - gate: [web-ready, web-rollout]
+    - setWeight: 20
+    - pause: { duration: 5s }
+    - gate: error-rate
+    - pause: { deadline: 30m, onTimeout: abort }
+    - setWeight: 100
+`;
+  const file = join(requireEnv('KUBECONFIG'), '..', '..', 'demo-release.yaml');
+  writeFileSync(file, yaml);
+  return file;
+}
+
+async function main(): Promise<number> {
+  Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } } });
+  say(out.bold('hybrid-release demo: one release across Kubernetes (Flux) and Chef VMs'));
+  say('seeding the sample app: Kustomization storefront/storefront-web at 2.0.0, a canary Ingress,');
+  say(`Chef environment ${ENVIRONMENT} with ${COOKBOOK} pinned to = 2.0.0, and ${NODES.length} gateway nodes`);
+  await seed();
+  const specFile = writeSpec();
+  const input = await loadSpecFile(specFile);
+
+  const address = requireEnv('TEMPORAL_ADDRESS');
+  const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
+  const native = await NativeConnection.connect({ address });
+  const worker = await createWorker({ connection: native, namespace, taskQueue: TASK_QUEUE });
+  const working = worker.run();
+  const standIn = startStandIn({ namespaces: [NS], delayMs: 1500 });
+  const connection = await Connection.connect({ address });
+  const client = new Client({ connection, namespace });
+  const converging = new AbortController();
+
+  try {
+    const handle = await startRelease(client, { ...input, startedBy: 'demo' });
+    void convergeWhenPinned(adminClient(), { environment: ENVIRONMENT, cookbook: COOKBOOK, version: '2.1.0', nodes: NODES, timeoutMs: 120_000, signal: converging.signal }).catch((e) => say(out.red(`chef-client stand-in: ${e.message}`)));
+    const link = uiLink(namespace, handle.workflowId);
+    const env = `source ${join(requireEnv('KUBECONFIG'), '..', '..', 'env')}`;
+    say();
+    say(`spec: ${specFile}`);
+    say(`started ${out.bold(handle.workflowId)}`);
+    if (link) say(`Temporal UI: ${link}`);
+    say();
+    let prompted = false;
+    let prevStatus: ReleaseStatus | undefined;
+    const { status } = await followRelease(handle, (s: ReleaseStatus) => {
+      for (const line of progressLines(prevStatus, s, out)) say(line);
+      prevStatus = s;
+      if (s.phase === 'AwaitingApproval' && !prompted) {
+        prompted = true;
+        if (flags['auto-approve']) {
+          void sendCommand(handle, 'approve', { by: 'demo', reason: '--auto-approve' }).catch((e) => say(out.red(e.message)));
+          return;
+        }
+        say();
+        say(out.yellow('The canary is at 20% and healthy; the release waits for a person. In another terminal:'));
+        say(`  ${env} && node client/bin.ts approve ${APP} --reason "canary looks good"`);
+        say(`  ${env} && node client/bin.ts abort ${APP} --reason "not today"`);
+        say(`  (status: node client/bin.ts status ${APP}; nobody answering within 30m aborts)`);
+        say();
+      }
+    });
+    say();
+    say(renderStatus(status, out));
+    say(await worldSummary());
+    return status.phase === 'Succeeded' ? 0 : 1;
+  } finally {
+    converging.abort();
+    worker.shutdown();
+    await working;
+    await standIn.stop();
+    await native.close();
+    await connection.close();
+    await closeChefPools();
+    say('the stack keeps running (npm run stack -- down stops it)');
+  }
+}
+
+/** Both worlds as they are now, read back from the servers. */
+async function worldSummary(): Promise<string> {
+  const kc = adminKubeConfig();
+  const k = (await kc.makeApiClient(k8s.CustomObjectsApi).getNamespacedCustomObject({ group: 'kustomize.toolkit.fluxcd.io', version: 'v1', namespace: NS, plural: 'kustomizations', name: 'storefront-web' })) as { spec: { images: { name: string; newTag?: string }[] } };
+  const ing = await kc.makeApiClient(k8s.NetworkingV1Api).readNamespacedIngress({ namespace: NS, name: 'storefront-web-canary' });
+  const env = await adminClient().get<{ cookbook_versions: Record<string, string> }>(`environments/${ENVIRONMENT}`, { object: ENVIRONMENT });
+  return [
+    out.bold('both worlds now:'),
+    `  Kubernetes  Kustomization ${NS}/storefront-web images: ${k.spec.images.map((i) => `${i.name}:${i.newTag}`).join(', ')}`,
+    `              canary weight: ${ing.metadata?.annotations?.['nginx.ingress.kubernetes.io/canary-weight'] ?? 'none'}`,
+    `  Chef        environment ${ENVIRONMENT}: ${Object.entries(env.cookbook_versions).map(([c, v]) => `${c} ${v}`).join(', ')}`,
+  ].join('\n');
+}
+
+main().then(
+  (code) => process.exit(code),
+  (err) => {
+    process.stderr.write(`demo failed: ${(err as Error).stack ?? err}\n`);
+    process.exit(1);
+  },
+);
