@@ -9,30 +9,20 @@
 import { writeFile } from 'node:fs/promises';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { validateSpec } from '../../spec/load.ts';
 import { sendCommand, startRelease } from '../../client/releases.ts';
 import { statusQuery } from '../../workflows/messages.ts';
-import { fakeActivities, newWorld } from '../support/fake-world.ts';
+import { fakeActivities, newWorld, worldRelease } from '../support/fake-world.ts';
 import { startTestWorker } from '../support/temporal.ts';
 
 const world = newWorld();
 const tw = await startTestWorker({ activities: fakeActivities(world) });
 
 const input = (app: string, extra: Record<string, unknown> = {}) =>
-  validateSpec({
-    apiVersion: 'hybrid-release.dev/v1alpha1',
-    kind: 'HybridRelease',
-    metadata: { name: `${app}-2-1-0` },
-    spec: {
-      app,
-      version: '2.1.0',
-      chef: [{ serverUrl: 'https://chef.example', environment: 'production', cookbooks: { api_gateway: '= 2.1.0' }, credentials: { keyFile: '/k.pem', clientName: 'ci' } }],
-      flux: [{ kind: 'Kustomization', namespace: 'web', name: 'storefront', images: [{ name: 'ghcr.io/acme/web', newTag: '2.1.0' }] }],
-      canary: { ingress: { namespace: 'web', name: 'storefront-canary' } },
-      gates: { 'error-rate': { prometheus: { url: 'http://prom:9090', query: 'x', comparison: '<', threshold: 0.01 }, interval: '1s' } },
-      steps: [{ chef: 'production' }, { flux: 'storefront' }, { setWeight: 20 }, { pause: { duration: '1s' } }, { gate: 'error-rate' }, { pause: {} }, { setWeight: 100 }],
-      ...extra,
-    },
+  worldRelease(app, {
+    canary: { ingress: { namespace: 'web', name: 'storefront-canary' } },
+    gates: { 'error-rate': { prometheus: { url: 'http://prom:9090', query: 'x', comparison: '<', threshold: 0.01 }, interval: '1s' } },
+    steps: [{ chef: 'production' }, { flux: 'storefront' }, { setWeight: 20 }, { pause: { duration: '1s' } }, { gate: 'error-rate' }, { pause: {} }, { setWeight: 100 }],
+    ...extra,
   });
 
 async function until(handle: WorkflowHandle, phase: string) {

@@ -6,6 +6,8 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { GateResult } from '../../activities/gates/result.ts';
+import { validateSpec } from '../../spec/load.ts';
+import type { ReleaseInput } from '../../spec/plan.ts';
 
 type Pins = Record<string, string | null>;
 interface Image { name: string; newTag?: string; digest?: string }
@@ -140,4 +142,20 @@ export function fakeActivities(world: World) {
       return { delivered: 1, failed: 0 };
     },
   };
+}
+
+/** A release of `app` against the in-memory world: Chef environment production, Kustomization storefront. */
+export function worldRelease(app: string, extra: Record<string, unknown> = {}): ReleaseInput {
+  return validateSpec({
+    apiVersion: 'hybrid-release.dev/v1alpha1',
+    kind: 'HybridRelease',
+    metadata: { name: `${app}-2-1-0` },
+    spec: {
+      app,
+      version: '2.1.0',
+      chef: [{ serverUrl: 'https://chef.example', environment: 'production', cookbooks: { api_gateway: '= 2.1.0' }, credentials: { keyFile: '/k.pem', clientName: 'ci' } }],
+      flux: [{ kind: 'Kustomization', namespace: 'web', name: 'storefront', images: [{ name: 'ghcr.io/acme/web', newTag: '2.1.0' }] }],
+      ...extra,
+    },
+  });
 }

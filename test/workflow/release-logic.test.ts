@@ -6,10 +6,9 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { validateSpec } from '../../spec/load.ts';
 import { releaseHandle, sendCommand, startRelease } from '../../client/releases.ts';
 import { type ReleaseStatus, statusQuery, SIGNALS } from '../../workflows/messages.ts';
-import { fakeActivities, newWorld, type World } from '../support/fake-world.ts';
+import { fakeActivities, newWorld, type World, worldRelease } from '../support/fake-world.ts';
 import { uniqueName } from '../support/env.ts';
 import { startTestWorker, type TestWorker } from '../support/temporal.ts';
 
@@ -22,20 +21,7 @@ before(async () => {
 });
 after(async () => tw?.stop());
 
-function spec(app: string, extra: Record<string, unknown> = {}) {
-  return validateSpec({
-    apiVersion: 'hybrid-release.dev/v1alpha1',
-    kind: 'HybridRelease',
-    metadata: { name: `${app}-2-1-0` },
-    spec: {
-      app,
-      version: '2.1.0',
-      chef: [{ serverUrl: 'https://chef.example', environment: 'production', cookbooks: { api_gateway: '= 2.1.0' }, credentials: { keyFile: '/k.pem', clientName: 'ci' } }],
-      flux: [{ kind: 'Kustomization', namespace: 'web', name: 'storefront', images: [{ name: 'ghcr.io/acme/web', newTag: '2.1.0' }] }],
-      ...extra,
-    },
-  });
-}
+const spec = worldRelease;
 
 const canary = (app: string, steps: unknown[], gates: Record<string, unknown> = {}, approvers: string[] = []) =>
   spec(app, { canary: { ingress: { namespace: 'web', name: 'storefront-canary' } }, gates, steps, approvals: { approvers } });
