@@ -7,11 +7,14 @@ KUBE_VERSION=${KUBE_VERSION:-1.34.4}
 ETCD_VERSION=${ETCD_VERSION:-3.6.16}
 CACHE=${HYBRID_RELEASE_CACHE:-$HOME/.cache/hybrid-release}
 export GOFLAGS="-trimpath -mod=mod" GOTOOLCHAIN=local
+# wrapper modules live in one scratch dir that goes away even when a build fails
+SCRATCH=$(mktemp -d)
+trap 'rm -rf "$SCRATCH"' EXIT
 
 build_etcd() {
   local out="$CACHE/etcd/v$ETCD_VERSION/etcd"
   [ -x "$out" ] && { echo "etcd v$ETCD_VERSION: cached ($out)"; return; }
-  local t0=$SECONDS w; w=$(mktemp -d)
+  local t0=$SECONDS w; w=$(mktemp -d -p "$SCRATCH")
   echo "etcd v$ETCD_VERSION: building from Go modules (takes a few minutes)"
   cd "$w"
   go mod init hybrid-release.local/etcd-build >/dev/null 2>&1
@@ -29,14 +32,13 @@ GO
   mkdir -p "$(dirname "$out")"
   go build -ldflags='-s -w' -o "$out.tmp" go.etcd.io/etcd/server/v3
   mv "$out.tmp" "$out"
-  rm -rf "$w"
   echo "etcd v$ETCD_VERSION: built in $((SECONDS - t0))s"
 }
 
 build_kube() {
   local out="$CACHE/kube/v$KUBE_VERSION/kube-apiserver"
   [ -x "$out" ] && { echo "kube-apiserver v$KUBE_VERSION: cached ($out)"; return; }
-  local t0=$SECONDS w; w=$(mktemp -d)
+  local t0=$SECONDS w; w=$(mktemp -d -p "$SCRATCH")
   echo "kube-apiserver v$KUBE_VERSION: building from Go modules (the longest step, 10-20 min cold)"
   cd "$w"
   go mod init hybrid-release.local/kube-build >/dev/null 2>&1
@@ -56,7 +58,6 @@ GO
   mkdir -p "$(dirname "$out")"
   go build -ldflags='-s -w' -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver
   mv "$out.tmp" "$out"
-  rm -rf "$w"
   echo "kube-apiserver v$KUBE_VERSION: built in $((SECONDS - t0))s"
 }
 

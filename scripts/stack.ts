@@ -1,0 +1,159 @@
+/**
+ * The local stack of real servers the tests and the demo run against.
+ *
+ *   npm run stack -- up     [--only temporal,chef,kube,prometheus]
+ *   npm run stack -- down   [--only ...]
+ *   npm run stack -- status
+ *
+ * `up` reuses whatever still runs and answers, starts the rest on free loopback ports, waits
+ * until each really answers and writes .stack/env. `down` stops only what `up` recorded in
+ * .stack/state.json. See docs/stack.md.
+ */
+import { join } from 'node:path';
+import { chef } from './stack/chef.ts';
+import { etcd, kubeApiserver } from './stack/kube.ts';
+import { exporter, prometheus } from './stack/prometheus.ts';
+import type { Service } from './stack/service.ts';
+import { temporal } from './stack/temporal.ts';
+import { stackDir } from './lib/paths.ts';
+import { runs, stopGroup } from './lib/proc.ts';
+import { loadLastPorts, loadState, rememberPorts, saveState, writeEnvFile } from './lib/state.ts';
+
+// start order: dependencies first (etcd before the apiserver, exporter before prometheus)
+const services: Service[] = [temporal, chef, etcd, kubeApiserver, exporter, prometheus];
+const groups = ['temporal', 'chef', 'kube', 'prometheus'] as const;
+const startTimeoutMs = Number(process.env.STACK_START_TIMEOUT_MS ?? 120_000);
+
+function parseOnly(argv: string[]): Set<string> {
+  const i = argv.indexOf('--only');
+  const raw = i >= 0 ? argv[i + 1] : argv.find((a) => a.startsWith('--only='))?.slice(7);
+  if (!raw) return new Set(groups);
+  const chosen = raw.split(',').map((s) => s.trim()).filter(Boolean);
+  const unknown = chosen.filter((g) => !(groups as readonly string[]).includes(g));
+  if (unknown.length) throw new Error(`unknown --only group(s): ${unknown.join(', ')} (known: ${groups.join(', ')})`);
+  return new Set(chosen);
+}
+
+const seconds = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
+
+async function up(only: Set<string>): Promise<void> {
+  const state = loadState();
+  for (const svc of services.filter((s) => only.has(s.group))) {
+    const t0 = Date.now();
+    const rec = state[svc.name];
+    if (rec && runs(rec.pid, rec.binary) && !svc.stale?.(rec, state)) {
+      try {
+        await svc.ready(rec, 15_000);
+        await svc.afterReady?.(rec);
+        rememberPorts(svc.name, rec.ports);
+        console.log(`${svc.name}: already running (pid ${rec.pid}), answering`);
+        continue;
+      } catch (err) {
+        console.log(`${svc.name}: pid ${rec.pid} runs but does not answer (${(err as Error).message}); restarting`);
+      }
+    }
+    if (rec) {
+      // only signal a pid that still runs our binary: a recorded pid may have been recycled
+      if (runs(rec.pid, rec.binary)) await stopGroup(rec.pid);
+      delete state[svc.name];
+      saveState(state);
+    }
+    const started = await svc.start(rec?.ports ?? loadLastPorts()[svc.name], state);
+    // recorded before waiting, so a failed start can still be stopped by `down`
+    state[svc.name] = started;
+    saveState(state);
+    rememberPorts(svc.name, started.ports);
+    try {
+      await svc.ready(started, startTimeoutMs);
+      await svc.afterReady?.(started);
+    } catch (err) {
+      throw new Error(`${(err as Error).message}\n  logs: ${join(stackDir, svc.group)}/*.log; \`npm run stack -- down\` stops what did start`);
+    }
+    console.log(`${svc.name}: started (pid ${started.pid}, ports ${fmtPorts(started.ports)}) in ${seconds(t0)}`);
+  }
+  const envFile = writeEnvFile(state);
+  console.log(`wrote ${envFile}; load it with: source ${envFile}`);
+}
+
+async function down(only: Set<string>): Promise<void> {
+  const state = loadState();
+  // reverse start order: dependants stop before what they depend on
+  for (const svc of [...services].reverse().filter((s) => only.has(s.group))) {
+    const rec = state[svc.name];
+    if (!rec) continue;
+    const outcome = runs(rec.pid, rec.binary) ? await stopGroup(rec.pid) : 'absent';
+    console.log(`${svc.name}: ${outcome === 'absent' ? 'was not running' : outcome} (pid ${rec.pid})`);
+    delete state[svc.name];
+    saveState(state);
+  }
+  writeEnvFile(state);
+}
+
+async function status(): Promise<number> {
+  const state = loadState();
+  let allUp = true;
+  for (const svc of services) {
+    const rec = state[svc.name];
+    if (!rec) {
+      console.log(`${svc.name.padEnd(15)} not started`);
+      continue;
+    }
+    const alive = runs(rec.pid, rec.binary);
+    let answering = false;
+    let why = '';
+    if (alive) {
+      try {
+        await svc.ready(rec, 3000);
+        answering = true;
+      } catch (err) {
+        why = ` (${(err as Error).message})`;
+      }
+    }
+    allUp &&= answering;
+    console.log(
+      `${svc.name.padEnd(15)} pid ${String(rec.pid).padEnd(8)} ports ${fmtPorts(rec.ports).padEnd(40)} ` +
+        `${alive ? (answering ? 'answering' : 'NOT answering' + why) : 'NOT running'}`,
+    );
+  }
+  return allUp ? 0 : 1;
+}
+
+/** Groups whose every service runs and answers: scripts/test.sh leaves those running afterwards. */
+async function runningGroups(): Promise<string[]> {
+  const state = loadState();
+  const up: string[] = [];
+  for (const group of groups) {
+    let ok = true;
+    for (const svc of services.filter((s) => s.group === group)) {
+      const rec = state[svc.name];
+      try {
+        if (!rec || !runs(rec.pid, rec.binary)) throw new Error('not running');
+        await svc.ready(rec, 3000);
+      } catch {
+        ok = false;
+      }
+    }
+    if (ok) up.push(group);
+  }
+  return up;
+}
+
+function fmtPorts(ports: Record<string, number>): string {
+  return Object.entries(ports).map(([k, v]) => `${k}=${v}`).join(' ');
+}
+
+const [command, ...rest] = process.argv.slice(2);
+try {
+  const only = parseOnly(rest);
+  if (command === 'up') await up(only);
+  else if (command === 'down') await down(only);
+  else if (command === 'status') process.exitCode = await status();
+  else if (command === 'running-groups') console.log((await runningGroups()).join(','));
+  else {
+    console.error('usage: npm run stack -- up|down|status [--only temporal,chef,kube,prometheus]');
+    process.exitCode = 2;
+  }
+} catch (err) {
+  console.error(`stack ${command}: ${(err as Error).message}`);
+  process.exitCode = 1;
+}
