@@ -414,10 +414,10 @@ describe('credentials by reference', () => {
 
   it('a Kubernetes Secret (client_name/client_key and api_user/api_key), read with the worker ServiceAccount', async () => {
     requireEnv('KUBECONFIG');
-    const { admin: kubeAdmin, useWorkerIdentity, WORKER_SA } = await import('../support/kube-worker.ts');
+    const { admin: kubeAdmin, useWorkerIdentity, WORKER_SA, CREDENTIALS_NAMESPACE } = await import('../support/kube-worker.ts');
     const a = kubeAdmin();
     await useWorkerIdentity(a); // applies deploy/rbac.yaml, switches KUBECONFIG to the worker's token
-    const ns = WORKER_SA.namespace;
+    const ns = CREDENTIALS_NAMESPACE;
     const pem = readFileSync(server.keyFile, 'utf8');
     const secrets = {
       knife: { client_name: server.clientName, client_key: pem },
@@ -443,7 +443,10 @@ describe('credentials by reference', () => {
       // the worker may read Secrets only in namespaces bound for Chef credentials
       const denied = await failure(run(chef.chefSnapshot, { ...targetFor(server, name, {}), credentials: { secret: { name: names.knife!, namespace: 'default' } } }));
       assert.equal(denied.type, 'KubeDenied');
-      for (const e of [incomplete, missing, denied]) assertNoKeyIn(e.message);
+      // nor in its own namespace, where its Temporal credentials live: a spec cannot name those
+      const own = await failure(run(chef.chefSnapshot, { ...targetFor(server, name, {}), credentials: { secret: { name: 'hybrid-release-temporal', namespace: WORKER_SA.namespace } } }));
+      assert.equal(own.type, 'KubeDenied');
+      for (const e of [incomplete, missing, denied, own]) assertNoKeyIn(e.message);
     } finally {
       for (const n of Object.values(names)) await a.core.deleteNamespacedSecret({ name: n, namespace: ns }).catch(() => undefined);
     }

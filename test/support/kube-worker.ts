@@ -99,6 +99,8 @@ export async function mintKubeconfig(a: Admin, sa: { namespace: string; name: st
 }
 
 export const WORKER_SA = { namespace: 'hybrid-release', name: 'hybrid-release-worker' };
+/** where release specs' Secret references may point (deploy/rbac.yaml) */
+export const CREDENTIALS_NAMESPACE = 'hybrid-release-credentials';
 
 /**
  * Applies deploy/rbac.yaml, points KUBECONFIG at a token of the worker ServiceAccount and resets
