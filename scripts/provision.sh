@@ -81,4 +81,5 @@ step "apt packages" apt_packages
 step "temporal cli" temporal_cli
 step "etcd + kube-apiserver" go_servers
 step "flux crds" flux_crds
+step "chromium (Temporal UI check)" scripts/provision-browser.sh
 echo "==> provisioning done in $((SECONDS - T_START))s (cache: $CACHE)"

@@ -99,11 +99,12 @@ export class ReleaseState {
     const current = s.currentStep !== undefined ? s.steps[s.currentStep] : undefined;
     const lines = [
       `**${s.release}** (${s.app}${s.version ? ` ${s.version}` : ''}): **${s.phase}**${s.heldBy ? ` — held by ${s.heldBy}` : ''}`,
-      current ? `step ${current.index + 1}/${s.steps.length}: ${current.summary}` : '',
-      ...s.changes.map((c) => `- ${c.summary}: ${c.state}${c.error ? ` (${c.error})` : ''}`),
+      current ? `step ${current.index + 1} of ${s.steps.length}: ${current.summary}` : '',
       s.error ? `error: ${s.error}` : '',
-    ];
-    setCurrentDetails(lines.filter(Boolean).join('\n'));
+    ].filter(Boolean);
+    // markdown: a list needs a blank line before it, or the UI runs it into the paragraph
+    const changes = s.changes.map((c) => `- ${c.summary}: ${c.state}${c.error ? ` (${c.error})` : ''}`);
+    setCurrentDetails([lines.join('\n\n'), changes.join('\n')].filter(Boolean).join('\n\n'));
   }
 
   /**
