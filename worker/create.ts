@@ -12,7 +12,7 @@ let bundle: Promise<{ code: string }> | undefined;
 
 /** The workflow bundle, built once per process (about a second) and reused by every worker. */
 export function workflowBundle(): Promise<{ code: string }> {
-  bundle ??= bundleWorkflowCode({ workflowsPath, logger: quietBundlerLogger });
+  bundle ??= bundleWorkflowCode({ workflowsPath, logger: quietLogger });
   return bundle;
 }
 
@@ -36,7 +36,8 @@ export async function createWorker(o: CreateWorkerOptions): Promise<Worker> {
   });
 }
 
-const quietBundlerLogger = {
+/** Drops info and debug logs (the bundler's progress, activities' routine logs); warnings still show. */
+export const quietLogger = {
   log() {},
   trace() {},
   debug() {},

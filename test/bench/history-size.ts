@@ -1,0 +1,113 @@
+/**
+ * The event history of a release does not grow with the canary's duration or with the number
+ * of gate checks: pauses are durable timers (two events each, however long) and gates poll inside
+ * one heartbeating activity (heartbeats are not history events).
+ *
+ * The same release shape runs with longer and longer canaries, side by side on one worker:
+ *   chef, flux, canary 10%, pause D, gate errors, canary 50%, pause D, gate errors, canary 100%
+ * where `errors` is a Prometheus gate (`vector(0) < 0.05` against PROMETHEUS_URL) polled every
+ * interval until `successes` consecutive checks pass, so it too runs longer as D grows. The last
+ * row keeps the pauses short but checks every 200 ms until 20 checks have passed.
+ *
+ *   node test/bench/history-size.ts [pause seconds, default 2,8,30]     (needs the stack: .stack/env)
+ */
+import { performance } from 'node:perf_hooks';
+import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
+import { closeChefPools } from '../../activities/chef/client.ts';
+import { startRelease } from '../../client/releases.ts';
+import type { ReleaseStatus } from '../../workflows/messages.ts';
+import { requireEnv } from '../support/env.ts';
+import { startStandIn } from '../support/controller-standin.ts';
+import { startTestWorker } from '../support/temporal.ts';
+import { Bench, eventCounts, keepAlive, note, printTable } from './lib.ts';
+
+const pauses = (process.argv[2] ?? '2,8,30').split(',').map(Number);
+
+interface Shape {
+  pauseS: number;
+  intervalMs: number;
+  successes: number;
+}
+const shapes: Shape[] = [
+  // a gate that needs as many consecutive passes as the pause has seconds: checks grow with D
+  ...pauses.map((s) => ({ pauseS: s, intervalMs: 1_000, successes: s })),
+  // frequent checks: every 200 ms until 20 in a row passed
+  { pauseS: pauses[0]!, intervalMs: 200, successes: 20 },
+];
+
+const bench = new Bench('history');
+await bench.setUp();
+const standIn = startStandIn({ namespaces: [bench.ns], delayMs: 200, pollMs: 200 });
+const tw = await startTestWorker();
+
+async function run(shape: Shape) {
+  const name = await bench.seed('hist');
+  const gates = {
+    errors: {
+      prometheus: { url: requireEnv('PROMETHEUS_URL'), query: 'vector(0)', comparison: '<', threshold: 0.05 },
+      interval: `${shape.intervalMs}ms`,
+      successes: shape.successes,
+      timeout: `${Math.ceil((shape.successes * shape.intervalMs) / 1000) + 120}s`,
+    },
+  };
+  const pause = { pause: { duration: `${shape.pauseS}s` } };
+  const steps = [{ chef: 'vms' }, { flux: 'web' }, { setWeight: 10 }, pause, { gate: 'errors' }, { setWeight: 50 }, pause, { gate: 'errors' }, { setWeight: 100 }];
+  const t0 = performance.now();
+  const handle = await startRelease(tw.client, bench.release(name, { gates, steps }), { taskQueue: tw.taskQueue });
+  const status = (await handle.result()) as ReleaseStatus;
+  const wallS = (performance.now() - t0) / 1000;
+  if (status.phase !== 'Succeeded') throw new Error(`release ${name} ended ${status.phase}: ${status.error}`);
+  const history = await handle.fetchHistory();
+  const events = history.events ?? [];
+  const counts = eventCounts(events);
+  const canaryS = status.steps.slice(2).reduce((s, step) => s + (Date.parse(step.endedAt!) - Date.parse(step.startedAt!)) / 1000, 0);
+  note(`pause ${shape.pauseS}s, gate every ${shape.intervalMs} ms x${shape.successes}: ${events.length} events in ${wallS.toFixed(1)} s`);
+  return {
+    shape,
+    wallS,
+    canaryS,
+    checks: status.gates.reduce((n, g) => n + g.checks, 0),
+    events: events.length,
+    jsonKiB: Buffer.byteLength(historyToJSON(history)) / 1024,
+    activities: counts.ActivityTaskScheduled ?? 0,
+    timers: counts.TimerStarted ?? 0,
+    workflowTasks: counts.WorkflowTaskCompleted ?? 0,
+  };
+}
+
+try {
+  // side by side: every shape runs at the same time on the one worker
+  const rows = await Promise.all(shapes.map(run));
+  console.log('\nhistory-size: chef, flux, canary 10%, pause D, gate, canary 50%, pause D, gate, canary 100%');
+  console.log('gate = Prometheus vector(0) < 0.05, polled every interval until `successes` checks in a row pass; all rows ran at once\n');
+  printTable(
+    ['pause D', 'gate interval', 'successes', 'gate checks', 'canary s', 'release s', 'events', 'history KiB', 'activities', 'timers', 'workflow tasks'],
+    rows.map((r) => [
+      `${r.shape.pauseS}s`,
+      `${r.shape.intervalMs}ms`,
+      r.shape.successes,
+      r.checks,
+      r.canaryS.toFixed(1),
+      r.wallS.toFixed(1),
+      r.events,
+      r.jsonKiB.toFixed(1),
+      r.activities,
+      r.timers,
+      r.workflowTasks,
+    ]),
+  );
+  const ev = rows.map((r) => r.events);
+  const longest = rows.reduce((a, b) => (b.canaryS > a.canaryS ? b : a));
+  const shortest = rows.reduce((a, b) => (b.canaryS < a.canaryS ? b : a));
+  console.log(
+    `\nevents ${Math.min(...ev)}..${Math.max(...ev)} while the canary ran ${shortest.canaryS.toFixed(0)}..${longest.canaryS.toFixed(0)} s ` +
+      `and the gates checked ${Math.min(...rows.map((r) => r.checks))}..${Math.max(...rows.map((r) => r.checks))} times`,
+  );
+} finally {
+  await keepAlive(async () => {
+    await tw.stop();
+    await standIn.stop();
+    await bench.tearDown();
+    await closeChefPools();
+  });
+}
