@@ -18,17 +18,20 @@ build_etcd() {
   echo "etcd v$ETCD_VERSION: building from Go modules (takes a few minutes)"
   cd "$w"
   go mod init hybrid-release.local/etcd-build >/dev/null 2>&1
-  # the server's go.mod points its siblings at ../api etc.; pin them to the same tag instead
-  for m in server/v3 api/v3 client/pkg/v3 client/v3 pkg/v3; do
-    go mod edit -require="go.etcd.io/etcd/$m@v$ETCD_VERSION"
-  done
-  go mod tidy -e >/dev/null 2>&1 || true
+  # the import must exist before any `go mod tidy`: a tidy without it drops the requirements
+  # below and the later tidy then resolves the newest etcd instead of the pinned one
   cat > tools.go <<'GO'
 //go:build tools
 package tools
 import _ "go.etcd.io/etcd/server/v3"
 GO
+  # the server's go.mod points its siblings at ../api etc.; pin them to the same tag instead
+  for m in server/v3 api/v3 client/pkg/v3 client/v3 pkg/v3; do
+    go mod edit -require="go.etcd.io/etcd/$m@v$ETCD_VERSION"
+  done
   go mod tidy >/dev/null
+  local got; got=$(go list -m -f '{{.Version}}' go.etcd.io/etcd/server/v3)
+  [ "$got" = "v$ETCD_VERSION" ] || { echo "etcd: resolved $got, wanted v$ETCD_VERSION" >&2; exit 1; }
   mkdir -p "$(dirname "$out")"
   go build -ldflags='-s -w' -o "$out.tmp" go.etcd.io/etcd/server/v3
   mv "$out.tmp" "$out"
@@ -56,7 +59,11 @@ import _ "k8s.io/kubernetes/cmd/kube-apiserver"
 GO
   go mod tidy >/dev/null
   mkdir -p "$(dirname "$out")"
-  go build -ldflags='-s -w' -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver
+  local minor=${KUBE_VERSION#*.}; minor=${minor%%.*}
+  # what `kube-apiserver --version` and /version report; a plain `go build` leaves v0.0.0-master
+  local v=k8s.io/component-base/version
+  go build -ldflags="-s -w -X $v.gitVersion=v$KUBE_VERSION -X $v.gitMajor=1 -X $v.gitMinor=$minor -X $v.gitTreeState=clean" \
+    -o "$out.tmp" k8s.io/kubernetes/cmd/kube-apiserver
   mv "$out.tmp" "$out"
   echo "kube-apiserver v$KUBE_VERSION: built in $((SECONDS - t0))s"
 }

@@ -31,8 +31,10 @@ apt_packages() {
   local sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   # the Debian prometheus package would start a system service; a policy-rc.d may forbid that,
   # which is fine: the stack runs its own instance on a free port
-  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}" \
-    || { $sudo apt-get update && $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends "${missing[@]}"; }
+  # DPkg::Lock::Timeout: wait for a parallel apt run (e.g. the browser step) instead of failing
+  local apt=(apt-get -q -o DPkg::Lock::Timeout=600)
+  $sudo env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "${missing[@]}" \
+    || { $sudo "${apt[@]}" update && $sudo env DEBIAN_FRONTEND=noninteractive "${apt[@]}" install -y --no-install-recommends "${missing[@]}"; }
 }
 
 temporal_cli() {

@@ -3,7 +3,7 @@ import { request } from 'node:https';
 import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
-import { cachedBinaries, fluxCrdDir, stackDir } from '../lib/paths.ts';
+import { cachedBinaries, fluxCrdDir, stackDir, versions } from '../lib/paths.ts';
 import { adminKubeconfig, ensureKubePki, type KubePki } from '../lib/pki.ts';
 import { freePort } from '../lib/ports.ts';
 import { isAlive, startDetached } from '../lib/proc.ts';
@@ -29,7 +29,9 @@ export const etcd: Service = {
     mkdirSync(dir, { recursive: true });
     const args = [
       '--name', 'hybrid-release',
-      '--data-dir', join(dir, 'etcd-data'),
+      // keyed by version: etcd refuses data written by a newer minor (no downgrades), and the
+      // cluster's content is test data that a fresh start recreates (CRDs are reinstalled)
+      '--data-dir', join(dir, `etcd-data-v${versions.etcd}`),
       '--listen-client-urls', `http://127.0.0.1:${client}`,
       '--advertise-client-urls', `http://127.0.0.1:${client}`,
       '--listen-peer-urls', `http://127.0.0.1:${peer}`,
