@@ -1,6 +1,7 @@
 import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { chefRequest } from '../../test/support/chef-minimal-signer.ts';
+import { createPrivateKey } from 'node:crypto';
+import { ChefClient } from '../../activities/chef/client.ts';
 import { stackDir } from '../lib/paths.ts';
 import { freePort } from '../lib/ports.ts';
 import { isAlive, startDetached } from '../lib/proc.ts';
@@ -48,9 +49,9 @@ export const chef: Service = {
     await waitFor(
       `goiardi at ${rec.env.CHEF_SERVER_URL}`,
       async () => {
-        const key = readFileSync(rec.env.CHEF_CLIENT_KEY!, 'utf8');
-        const res = await chefRequest({ url: rec.env.CHEF_SERVER_URL!, client: 'admin', key }, 'GET', '/environments/_default');
-        if (res.status !== 200) throw new Error(`signed GET /environments/_default: HTTP ${res.status} ${JSON.stringify(res.body)}`);
+        const key = createPrivateKey(readFileSync(rec.env.CHEF_CLIENT_KEY!));
+        const chef = new ChefClient({ serverUrl: rec.env.CHEF_SERVER_URL!, identity: { clientName: 'admin', key, source: 'stack admin key' } });
+        await chef.get('environments/_default', { object: 'environment _default' }); // throws until goiardi answers a signed request
         return true;
       },
       { timeoutMs, alive: () => isAlive(rec.pid) },

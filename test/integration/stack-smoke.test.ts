@@ -3,13 +3,14 @@
  * Servers come from .stack/env (npm test loads it); a missing one fails with what to do.
  */
 import assert from 'node:assert/strict';
-import { generateKeyPairSync } from 'node:crypto';
+import { createPrivateKey, generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { readFileSync } from 'node:fs';
-import { describe, it } from 'node:test';
+import { after, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/worker';
-import { chefRequest } from '../support/chef-minimal-signer.ts';
+import { ApplicationFailure } from '@temporalio/common';
+import { ChefClient, closeChefPools } from '../../activities/chef/client.ts';
 import { requireEnv, uniqueName } from '../support/env.ts';
 import { startStandIn } from '../support/controller-standin.ts';
 import {
@@ -52,22 +53,23 @@ describe('Temporal dev server', () => {
 });
 
 describe('Chef server (goiardi)', () => {
-  const conn = () => ({
-    url: requireEnv('CHEF_SERVER_URL'),
-    client: requireEnv('CHEF_CLIENT_NAME'),
-    key: readFileSync(requireEnv('CHEF_CLIENT_KEY'), 'utf8'),
-  });
+  after(() => closeChefPools());
+  const client = (key: KeyObject) =>
+    new ChefClient({ serverUrl: requireEnv('CHEF_SERVER_URL'), identity: { clientName: requireEnv('CHEF_CLIENT_NAME'), key, source: 'smoke test' } });
 
   it('answers an authenticated request', async () => {
-    const res = await chefRequest(conn(), 'GET', '/environments/_default');
-    assert.equal(res.status, 200, JSON.stringify(res.body));
-    assert.equal((res.body as { name: string }).name, '_default');
+    const env = await client(createPrivateKey(readFileSync(requireEnv('CHEF_CLIENT_KEY')))).get<{ name: string }>('environments/_default', { object: 'environment _default' });
+    assert.equal(env.name, '_default');
   });
 
   it('refuses a request signed with the wrong key (401)', async () => {
     const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
-    const res = await chefRequest({ ...conn(), key: privateKey }, 'GET', '/environments/_default');
-    assert.equal(res.status, 401, JSON.stringify(res.body));
+    await assert.rejects(client(privateKey).get('environments/_default', { object: 'environment _default' }), (err: unknown) => {
+      assert.ok(err instanceof ApplicationFailure, String(err));
+      assert.equal(err.type, 'ChefAuth');
+      assert.match(err.message, /401/);
+      return true;
+    });
   });
 });
 
