@@ -4,31 +4,10 @@
 # (KEEP_STACK=1 keeps it). Extra arguments pick benchmarks by name: npm run bench -- history-size
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$(scripts/ensure-node.sh):$PATH"
-[ -d node_modules ] || scripts/npm-install.sh
-
-already=$(node scripts/stack.ts running-groups 2>/dev/null || true)
-started=()
-for g in temporal chef kube prometheus; do
-  case ",$already," in *",$g,"*) ;; *) started+=("$g") ;; esac
-done
-cleanup() {
-  if [ ${#started[@]} -gt 0 ] && [ -z "${KEEP_STACK:-}" ]; then
-    local only; only=$(IFS=,; echo "${started[*]}")
-    echo "==> stopping what this run started: $only (KEEP_STACK=1 keeps it)"
-    node scripts/stack.ts down --only "$only" || true
-  fi
-}
-trap cleanup EXIT
-if [ ${#started[@]} -gt 0 ]; then
-  scripts/provision.sh
-  echo "==> npm run stack -- up"
-  node scripts/stack.ts up
-fi
-set -a
-# shellcheck source=/dev/null
-. "${HYBRID_RELEASE_STACK_DIR:-.stack}/env"
-set +a
+# shellcheck source=lib/session.sh
+. scripts/lib/session.sh
+ensure_node_modules
+use_stack
 
 # every benchmark file (lib.ts is the shared helper, not a benchmark), or the ones named
 if [ $# -gt 0 ]; then

@@ -3,38 +3,10 @@
 # real servers, and stop the stack again if this run started it. Exits with the test runner's code.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-export PATH="$(scripts/ensure-node.sh):$PATH"
-
-# npm ci only when node_modules is missing or was installed from another package-lock.json
-stamp=node_modules/.hybrid-release-lock.sha256
-want=$(sha256sum package-lock.json | cut -d' ' -f1)
-if [ ! -d node_modules ] || [ "$(cat "$stamp" 2>/dev/null)" != "$want" ]; then
-  echo "==> npm ci (node_modules missing or installed from another lock)"
-  scripts/npm-install.sh
-fi
-
-scripts/provision.sh
-
-# Only stop at the end what this run brought up: parts of a stack that already ran stay up.
-already=$(node scripts/stack.ts running-groups)
-started=()
-for g in temporal chef kube prometheus; do
-  case ",$already," in *",$g,"*) ;; *) started+=("$g") ;; esac
-done
-cleanup() {
-  if [ ${#started[@]} -gt 0 ] && [ -z "${KEEP_STACK:-}" ]; then
-    local only; only=$(IFS=,; echo "${started[*]}")
-    echo "==> stopping what this run started: $only (KEEP_STACK=1 keeps it)"
-    node scripts/stack.ts down --only "$only" || true
-  fi
-}
-trap cleanup EXIT
-echo "==> npm run stack -- up"
-node scripts/stack.ts up
-set -a
-# shellcheck source=/dev/null
-. "${HYBRID_RELEASE_STACK_DIR:-.stack}/env"
-set +a
+# shellcheck source=lib/session.sh
+. scripts/lib/session.sh
+ensure_node_modules
+use_stack
 
 echo "==> typecheck"
 npx tsc -p tsconfig.json

@@ -12,11 +12,10 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { WorkflowHandle } from '@temporalio/client';
 import type { Page } from 'playwright-core';
-import { validateSpec } from '../../spec/load.ts';
 import { sendCommand, startRelease, uiLink } from '../../client/releases.ts';
 import { type ReleaseStatus, statusQuery } from '../../workflows/messages.ts';
 import { type Browser, expectVisible, launchChromium, screenshot } from '../support/browser.ts';
-import { fakeActivities, newWorld } from '../support/fake-world.ts';
+import { fakeActivities, newWorld, worldRelease } from '../support/fake-world.ts';
 import { requireEnv, uniqueName } from '../support/env.ts';
 import { startTestWorker, type TestWorker } from '../support/temporal.ts';
 
@@ -31,21 +30,11 @@ let page: Page;
 let url: string;
 let app: string;
 
-function canaryRelease(app: string) {
-  return validateSpec({
-    apiVersion: 'hybrid-release.dev/v1alpha1',
-    kind: 'HybridRelease',
-    metadata: { name: `${app}-2-1-0` },
-    spec: {
-      app,
-      version: '2.1.0',
-      chef: [{ serverUrl: 'https://chef.example', environment: 'production', cookbooks: { api_gateway: '= 2.1.0' }, credentials: { keyFile: '/k.pem', clientName: 'ci' } }],
-      flux: [{ kind: 'Kustomization', namespace: 'web', name: 'storefront', images: [{ name: 'ghcr.io/acme/web', newTag: '2.1.0' }] }],
-      canary: { ingress: { namespace: 'web', name: 'storefront-canary' } },
-      steps: [{ chef: 'production' }, { flux: 'storefront' }, { setWeight: 20 }, { pause: {} }, { setWeight: 100 }],
-    },
+const canaryRelease = (app: string) =>
+  worldRelease(app, {
+    canary: { ingress: { namespace: 'web', name: 'storefront-canary' } },
+    steps: [{ chef: 'production' }, { flux: 'storefront' }, { setWeight: 20 }, { pause: {} }, { setWeight: 100 }],
   });
-}
 
 // generous: on a loaded 2-CPU CI machine running the other suites, a worker's first workflow tasks can take tens of seconds
 async function waitForPhase(h: WorkflowHandle, phase: string, timeoutMs = 120_000): Promise<void> {
