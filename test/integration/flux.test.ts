@@ -8,13 +8,14 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
-import { ApplicationFailure, CancelledFailure } from '@temporalio/activity';
+import { CancelledFailure } from '@temporalio/activity';
 import * as flux from '../../activities/flux/index.ts';
 import type { FluxTarget } from '../../activities/flux/index.ts';
 import { applyFlux } from '../../activities/flux/pin.ts';
 import { FLUX_KINDS, fluxRef } from '../../activities/flux/resource.ts';
 import { evaluateFlux } from '../../activities/flux/readiness.ts';
 import { waitForFlux } from '../../activities/flux/wait.ts';
+import { rejects, runActivity } from '../support/activity.ts';
 import { uniqueName } from '../support/env.ts';
 import { admin, createNamespace, deleteNamespace, mintKubeconfig, patchStatus, switchKubeconfig, useWorkerIdentity, waitAllowed, type Admin } from '../support/kube-worker.ts';
 import { startStandIn, type StandIn } from '../support/controller-standin.ts';
@@ -76,21 +77,6 @@ async function writeStatus(kind: Kind, name: string, s: { token: string; ready: 
 
 const gate = (target: FluxTarget, token: string, timeoutMs = 20_000, intervalMs = 1_000) =>
   runActivity(flux.fluxReadyGate, { gate: 'flux-ready', target, token, timeoutMs, intervalMs });
-
-/** Runs an activity in a mock activity context (heartbeats, cancellation) outside a worker. */
-function runActivity<A, R>(fn: (input: A) => Promise<R>, input: A): Promise<R> {
-  // Failures are asserted on; the SDK's "Activity failed" warnings would only be noise.
-  return new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') }).run(fn, input) as Promise<R>;
-}
-
-async function rejects(p: Promise<unknown>, check: (e: ApplicationFailure) => void) {
-  const err = await p.then(
-    () => assert.fail('expected a failure'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof ApplicationFailure, `expected ApplicationFailure, got ${String(err)}`);
-  check(err);
-}
 
 before(async () => {
   a = admin();

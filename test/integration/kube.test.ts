@@ -7,12 +7,10 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
-import { ApplicationFailure } from '@temporalio/activity';
-import { MockActivityEnvironment } from '@temporalio/testing';
-import { DefaultLogger } from '@temporalio/worker';
 import * as kube from '../../activities/kube/index.ts';
 import { CANARY, CANARY_WEIGHT } from '../../activities/kube/canary.ts';
 import { kubeClients } from '../../activities/kube/clients.ts';
+import { rejects, runActivity } from '../support/activity.ts';
 import { uniqueName } from '../support/env.ts';
 import { startStandIn } from '../support/controller-standin.ts';
 import { admin, createNamespace, deleteNamespace, mintKubeconfig, switchKubeconfig, useWorkerIdentity, type Admin } from '../support/kube-worker.ts';
@@ -20,21 +18,6 @@ import { admin, createNamespace, deleteNamespace, mintKubeconfig, switchKubeconf
 const ns = uniqueName('kube-it');
 let a: Admin;
 let workerKubeconfig: string;
-
-/** Runs an activity in a mock activity context (heartbeats, cancellation) outside a worker. */
-function runActivity<A, R>(fn: (input: A) => Promise<R>, input: A): Promise<R> {
-  // Failures are asserted on; the SDK's "Activity failed" warnings would only be noise.
-  return new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') }).run(fn, input) as Promise<R>;
-}
-
-async function rejects(p: Promise<unknown>, check: (e: ApplicationFailure) => void) {
-  const err = await p.then(
-    () => assert.fail('expected a failure'),
-    (e: unknown) => e,
-  );
-  assert.ok(err instanceof ApplicationFailure, `expected ApplicationFailure, got ${String(err)}`);
-  check(err);
-}
 
 before(async () => {
   a = admin();
