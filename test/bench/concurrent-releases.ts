@@ -13,12 +13,11 @@
  */
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
-import { closeChefPools } from '../../activities/chef/client.ts';
 import { startRelease } from '../../client/releases.ts';
 import type { ReleaseStatus } from '../../workflows/messages.ts';
 import { startStandIn } from '../support/controller-standin.ts';
 import { startTestWorker } from '../support/temporal.ts';
-import { activityTimings, Bench, eventCounts, historyTimings, keepAlive, loadAverage, mapLimit, mib, ms, note, printTable, quantile, sampleMemory } from './lib.ts';
+import { activityTimings, Bench, tearDownAll, eventCounts, historyTimings, loadAverage, mapLimit, mib, ms, note, printTable, quantile, sampleMemory } from './lib.ts';
 
 const N = Number(process.argv[2] ?? process.env.BENCH_RELEASES ?? 100);
 const SEED_CONCURRENCY = 10;
@@ -109,10 +108,5 @@ try {
   console.log(`\nload average before ${loadBefore}, after ${loadAfter} (${os.cpus().length} CPUs)`);
   if (failed.length > 0) process.exitCode = 1;
 } finally {
-  await keepAlive(async () => {
-    await tw.stop();
-    await standIn.stop();
-    await bench.tearDown();
-    await closeChefPools();
-  });
+  await tearDownAll({ worker: tw, standIn, bench });
 }

@@ -13,13 +13,12 @@
  */
 import { performance } from 'node:perf_hooks';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
-import { closeChefPools } from '../../activities/chef/client.ts';
 import { startRelease } from '../../client/releases.ts';
 import type { ReleaseStatus } from '../../workflows/messages.ts';
 import { requireEnv } from '../support/env.ts';
 import { startStandIn } from '../support/controller-standin.ts';
 import { startTestWorker } from '../support/temporal.ts';
-import { Bench, eventCounts, keepAlive, note, printTable } from './lib.ts';
+import { Bench, tearDownAll, eventCounts, note, printTable } from './lib.ts';
 
 const pauses = (process.argv[2] ?? '2,8,30').split(',').map(Number);
 
@@ -104,10 +103,5 @@ try {
       `and the gates checked ${Math.min(...rows.map((r) => r.checks))}..${Math.max(...rows.map((r) => r.checks))} times`,
   );
 } finally {
-  await keepAlive(async () => {
-    await tw.stop();
-    await standIn.stop();
-    await bench.tearDown();
-    await closeChefPools();
-  });
+  await tearDownAll({ worker: tw, standIn, bench });
 }

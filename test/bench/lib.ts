@@ -7,7 +7,7 @@ import os from 'node:os';
 import * as k8s from '@kubernetes/client-node';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import type { WorkflowHandle } from '@temporalio/client';
-import { seg } from '../../activities/chef/client.ts';
+import { closeChefPools, seg } from '../../activities/chef/client.ts';
 import { validateSpec } from '../../spec/load.ts';
 import type { ReleaseInput } from '../../spec/plan.ts';
 import { adminClient, chefServerEnv, createEnvironment, deleteEnvironment, mapLimit, uploadCookbook } from '../support/chef-fixtures.ts';
@@ -139,13 +139,18 @@ export function sampleMemory(everyMs = 100) {
 export { quietLogger } from '../../worker/create.ts';
 
 /**
- * Keeps the event loop alive while clean-up awaits things that only hold unref'd timers (the
- * controller stand-in's loop): without it Node exits early with "unsettled top-level await".
+ * Stops everything a release benchmark started: the worker, the controller stand-in, the seeded
+ * objects and the Chef connection pools. A timer keeps the event loop alive meanwhile: clean-up
+ * awaits things that hold only unref'd timers (the stand-in's loop), and without it Node exits
+ * early with "unsettled top-level await".
  */
-export async function keepAlive<T>(fn: () => Promise<T>): Promise<T> {
+export async function tearDownAll(parts: { worker: { stop(): Promise<void> }; standIn: { stop(): Promise<void> }; bench: Bench }): Promise<void> {
   const timer = setInterval(() => {}, 1_000);
   try {
-    return await fn();
+    await parts.worker.stop();
+    await parts.standIn.stop();
+    await parts.bench.tearDown();
+    await closeChefPools();
   } finally {
     clearInterval(timer);
   }

@@ -15,7 +15,6 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { closeChefPools } from '../../activities/chef/client.ts';
 import { chefPin, chefPreflight, chefSnapshot } from '../../activities/chef/index.ts';
 import { fluxApply, fluxPreflight, fluxReadyGate, fluxSnapshot } from '../../activities/flux/index.ts';
 import { canaryPreflight, canarySnapshot, setCanaryWeight } from '../../activities/kube/index.ts';
@@ -24,7 +23,7 @@ import { gateTiming, type ReleaseInput } from '../../spec/plan.ts';
 import type { ReleaseStatus } from '../../workflows/messages.ts';
 import { startStandIn } from '../support/controller-standin.ts';
 import { startTestWorker } from '../support/temporal.ts';
-import { Bench, historyTimings, keepAlive, loadAverage, ms, note, printTable, quantile, quietLogger } from './lib.ts';
+import { Bench, tearDownAll, historyTimings, loadAverage, ms, note, printTable, quantile, quietLogger } from './lib.ts';
 
 const RUNS = Number(process.argv[2] ?? process.env.BENCH_RUNS ?? 10);
 
@@ -111,10 +110,5 @@ try {
   console.log(`load average before ${loadBefore}, after ${loadAfter} (${os.cpus().length} CPUs)`);
   console.log(`\nratio ${(quantile(w, 0.5) / quantile(d, 0.5)).toFixed(2)}`);
 } finally {
-  await keepAlive(async () => {
-    await tw.stop();
-    await standIn.stop();
-    await bench.tearDown();
-    await closeChefPools();
-  });
+  await tearDownAll({ worker: tw, standIn, bench });
 }
