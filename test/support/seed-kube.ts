@@ -45,48 +45,33 @@ export interface KustomizationSeed {
   sourceName?: string;
 }
 
-export async function createKustomization(seed: KustomizationSeed, kc = adminKubeConfig()): Promise<Record<string, any>> {
-  const api = kc.makeApiClient(k8s.CustomObjectsApi);
-  const sourceName = seed.sourceName ?? seed.name;
-  await createGitRepository(seed.namespace, sourceName, kc);
-  const g = fluxGroups.kustomization;
-  return api.createNamespacedCustomObject({
+/** Creates one Flux object of the given kind with the given spec. */
+function createFluxObject(g: (typeof fluxGroups)[keyof typeof fluxGroups], namespace: string, name: string, spec: object, kc: k8s.KubeConfig): Promise<Record<string, any>> {
+  return kc.makeApiClient(k8s.CustomObjectsApi).createNamespacedCustomObject({
     group: g.group,
     version: g.version,
-    namespace: seed.namespace,
+    namespace,
     plural: g.plural,
-    body: {
-      apiVersion: `${g.group}/${g.version}`,
-      kind: g.kind,
-      metadata: { name: seed.name, namespace: seed.namespace },
-      spec: {
-        interval: '10m',
-        path: './deploy',
-        prune: true,
-        sourceRef: { kind: 'GitRepository', name: sourceName },
-        images: seed.images ?? [],
-        ...(seed.suspend ? { suspend: true } : {}),
-      },
-    },
+    body: { apiVersion: `${g.group}/${g.version}`, kind: g.kind, metadata: { name, namespace }, spec },
   });
 }
 
+export async function createKustomization(seed: KustomizationSeed, kc = adminKubeConfig()): Promise<Record<string, any>> {
+  const sourceName = seed.sourceName ?? seed.name;
+  await createGitRepository(seed.namespace, sourceName, kc);
+  return createFluxObject(fluxGroups.kustomization, seed.namespace, seed.name, {
+    interval: '10m',
+    path: './deploy',
+    prune: true,
+    sourceRef: { kind: 'GitRepository', name: sourceName },
+    images: seed.images ?? [],
+    ...(seed.suspend ? { suspend: true } : {}),
+  }, kc);
+}
+
 export async function createGitRepository(namespace: string, name: string, kc = adminKubeConfig()): Promise<void> {
-  const api = kc.makeApiClient(k8s.CustomObjectsApi);
-  const g = fluxGroups.gitRepository;
   await createOrKeep(() =>
-    api.createNamespacedCustomObject({
-      group: g.group,
-      version: g.version,
-      namespace,
-      plural: g.plural,
-      body: {
-        apiVersion: `${g.group}/${g.version}`,
-        kind: g.kind,
-        metadata: { name, namespace },
-        spec: { interval: '10m', url: 'https://example.invalid/repo.git', ref: { branch: 'main' } },
-      },
-    }),
+    createFluxObject(fluxGroups.gitRepository, namespace, name, { interval: '10m', url: 'https://example.invalid/repo.git', ref: { branch: 'main' } }, kc),
   );
 }
 
@@ -98,26 +83,11 @@ export interface HelmReleaseSeed {
 }
 
 export async function createHelmRelease(seed: HelmReleaseSeed, kc = adminKubeConfig()): Promise<Record<string, any>> {
-  const api = kc.makeApiClient(k8s.CustomObjectsApi);
-  const g = fluxGroups.helmRelease;
-  return api.createNamespacedCustomObject({
-    group: g.group,
-    version: g.version,
-    namespace: seed.namespace,
-    plural: g.plural,
-    body: {
-      apiVersion: `${g.group}/${g.version}`,
-      kind: g.kind,
-      metadata: { name: seed.name, namespace: seed.namespace },
-      spec: {
-        interval: '10m',
-        chart: {
-          spec: { chart: seed.chart ?? seed.name, version: '*', sourceRef: { kind: 'HelmRepository', name: 'charts' } },
-        },
-        values: seed.values ?? {},
-      },
-    },
-  });
+  return createFluxObject(fluxGroups.helmRelease, seed.namespace, seed.name, {
+    interval: '10m',
+    chart: { spec: { chart: seed.chart ?? seed.name, version: '*', sourceRef: { kind: 'HelmRepository', name: 'charts' } } },
+    values: seed.values ?? {},
+  }, kc);
 }
 
 export interface DeploymentSeed {
