@@ -47,7 +47,7 @@ COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY --chown=root:root package.json package-lock.json ./
 COPY --chown=root:root activities ./activities
 COPY --chown=root:root client ./client
-COPY --chown=root:root spec ./spec
+COPY --chown=root:root release-spec ./release-spec
 COPY --chown=root:root worker ./worker
 COPY --chown=root:root workflows ./workflows
 # Mount points for credentials (read-only in compose and Kubernetes): Chef client keys named by

@@ -5,7 +5,7 @@
  */
 import { Client, Connection, QueryNotRegisteredError, WorkflowExecutionAlreadyStartedError, WorkflowIdConflictPolicy, WorkflowNotFoundError, WorkflowUpdateFailedError, type WorkflowHandle, type WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { loadClientConnectConfig } from '@temporalio/envconfig';
-import type { ReleaseInput } from '../spec/plan.ts';
+import type { ReleaseInput } from '../release-spec/plan.ts';
 import { type Command, type Decision, type ReleaseStatus, statusQuery, UPDATES } from '../workflows/messages.ts';
 import { SA, TASK_QUEUE, workflowIdFor } from '../workflows/search-attributes.ts';
 import { CliError, EXIT } from './exit-codes.ts';

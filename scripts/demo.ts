@@ -22,7 +22,7 @@ import { followRelease } from '../client/follow.ts';
 import { makeOutput } from '../client/output.ts';
 import { sendCommand, startRelease, uiLink } from '../client/releases.ts';
 import { progressLines, renderStatus } from '../client/render.ts';
-import { loadSpecFile } from '../spec/load.ts';
+import { loadSpecFile } from '../release-spec/load.ts';
 import type { ReleaseStatus } from '../workflows/messages.ts';
 import { TASK_QUEUE } from '../workflows/search-attributes.ts';
 import { createWorker } from '../worker/create.ts';

@@ -6,7 +6,7 @@
  *      wait for a person to retry or skip it — never end half-applied in silence.
  */
 import { ApplicationFailure, CancellationScope, condition, isCancellation, upsertSearchAttributes } from '@temporalio/workflow';
-import type { PlanStep, ReleaseInput } from '../spec/plan.ts';
+import type { PlanStep, ReleaseInput } from '../release-spec/plan.ts';
 import { reads } from './activities.ts';
 import { installControls } from './controls.ts';
 import type { ReleaseStatus } from './messages.ts';

@@ -4,7 +4,7 @@
  */
 import { CancellationScope, setCurrentDetails, upsertSearchAttributes, workflowInfo } from '@temporalio/workflow';
 import type { GateResult } from '../activities/gates/result.ts';
-import type { ReleaseInput } from '../spec/plan.ts';
+import type { ReleaseInput } from '../release-spec/plan.ts';
 import type { Change, DecisionRecord, Phase, ReleaseStatus } from './messages.ts';
 import { notifications } from './activities.ts';
 import { SA } from './search-attributes.ts';

@@ -5,8 +5,8 @@
  */
 import { ActivityFailure, ApplicationFailure, CancellationScope, condition, sleep, workflowInfo } from '@temporalio/workflow';
 import type { GateResult } from '../activities/gates/result.ts';
-import { formatDuration, parseDuration } from '../spec/duration.ts';
-import { gateSummary, gateTiming, type PlanStep } from '../spec/plan.ts';
+import { formatDuration, parseDuration } from '../release-spec/duration.ts';
+import { gateSummary, gateTiming, type PlanStep } from '../release-spec/plan.ts';
 import { gates, undo, writes, reads } from './activities.ts';
 import type { Saga } from './saga.ts';
 import type { ReleaseState } from './state.ts';

@@ -13,7 +13,7 @@ import { kubeClients } from '../kube/clients.ts';
 import { kubeCall } from '../kube/errors.ts';
 import type { ChefIdentity } from './client.ts';
 
-/** Mirrors spec/schema.ts; declared here so activities do not load the spec's zod schema. */
+/** Mirrors release-spec/schema.ts; declared here so activities do not load the spec's zod schema. */
 export type ChefCredentialsRef =
   | { keyFile: string; clientName: string }
   | { profile: string; credentialsFile?: string }

@@ -1,5 +1,5 @@
 /**
- * Mirrors of the spec types (spec/schema.ts) that these activities take. Kept structural and local
+ * Mirrors of the spec types (release-spec/schema.ts) that these activities take. Kept structural and local
  * so the activities do not pull zod schemas in; the spec's inferred types are assignable to these.
  */
 export interface KustomizeImage {

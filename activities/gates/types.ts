@@ -1,6 +1,6 @@
 /**
  * The gate and webhook shapes the workflow passes to these activities. They mirror the validated
- * spec (spec/schema.ts) with durations already turned into milliseconds, and are declared here
+ * spec (release-spec/schema.ts) with durations already turned into milliseconds, and are declared here
  * rather than imported so that activities do not depend on the spec's zod schema at run time.
  */
 

@@ -1,4 +1,4 @@
-/** Mirrors of the spec types (spec/schema.ts); the spec's inferred types are assignable to these. */
+/** Mirrors of the spec types (release-spec/schema.ts); the spec's inferred types are assignable to these. */
 export interface IngressRef {
   namespace: string;
   name: string;

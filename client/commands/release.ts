@@ -1,7 +1,7 @@
 import { appendFile } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 import type { WorkflowHandle } from '@temporalio/client';
-import { parseDuration } from '../../spec/duration.ts';
+import { parseDuration } from '../../release-spec/duration.ts';
 import type { Command, ReleaseStatus } from '../../workflows/messages.ts';
 import { SA } from '../../workflows/search-attributes.ts';
 import { CliError, EXIT } from '../exit-codes.ts';

@@ -1,5 +1,5 @@
-import { InvalidSpecError, loadSpecFile } from '../../spec/load.ts';
-import type { ReleaseInput } from '../../spec/plan.ts';
+import { InvalidSpecError, loadSpecFile } from '../../release-spec/load.ts';
+import type { ReleaseInput } from '../../release-spec/plan.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { type Output, printJson } from '../output.ts';
 

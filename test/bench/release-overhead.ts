@@ -19,7 +19,7 @@ import { chefPin, chefPreflight, chefSnapshot } from '../../activities/chef/inde
 import { fluxApply, fluxPreflight, fluxReadyGate, fluxSnapshot } from '../../activities/flux/index.ts';
 import { canaryPreflight, canarySnapshot, setCanaryWeight } from '../../activities/kube/index.ts';
 import { startRelease } from '../../client/releases.ts';
-import { gateTiming, type ReleaseInput } from '../../spec/plan.ts';
+import { gateTiming, type ReleaseInput } from '../../release-spec/plan.ts';
 import type { ReleaseStatus } from '../../workflows/messages.ts';
 import { startStandIn } from '../support/controller-standin.ts';
 import { startTestWorker } from '../support/temporal.ts';

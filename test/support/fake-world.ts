@@ -6,8 +6,8 @@
  */
 import { ApplicationFailure, Context } from '@temporalio/activity';
 import type { GateResult } from '../../activities/gates/result.ts';
-import { validateSpec } from '../../spec/load.ts';
-import type { ReleaseInput } from '../../spec/plan.ts';
+import { validateSpec } from '../../release-spec/load.ts';
+import type { ReleaseInput } from '../../release-spec/plan.ts';
 
 type Pins = Record<string, string | null>;
 interface Image { name: string; newTag?: string; digest?: string }

@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import { describe, it } from 'node:test';
-import { formatDuration, parseDuration } from '../../spec/duration.ts';
-import { InvalidSpecError, loadSpecFile, parseSpecText, validateSpec } from '../../spec/load.ts';
+import { formatDuration, parseDuration } from '../../release-spec/duration.ts';
+import { InvalidSpecError, loadSpecFile, parseSpecText, validateSpec } from '../../release-spec/load.ts';
 
 const examplesDir = new URL('../../examples/', import.meta.url);
 

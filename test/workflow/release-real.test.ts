@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
 import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import * as k8s from '@kubernetes/client-node';
-import { validateSpec } from '../../spec/load.ts';
+import { validateSpec } from '../../release-spec/load.ts';
 import { closeChefPools } from '../../activities/chef/client.ts';
 import { sendCommand, startRelease } from '../../client/releases.ts';
 import { type ReleaseStatus, statusQuery } from '../../workflows/messages.ts';
