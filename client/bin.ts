@@ -84,6 +84,6 @@ main(process.argv.slice(2)).then(
       process.exit(EXIT.invalid);
     }
     process.stderr.write(`${(err as Error)?.stack ?? String(err)}\n`);
-    process.exit(EXIT.failed);
+    process.exit(EXIT.rolledBack);
   },
 );

@@ -93,7 +93,7 @@ export async function releaseStatus(handle: WorkflowHandle): Promise<ReleaseStat
     if (status.name !== 'RUNNING') {
       const final = await finalStatus(handle);
       if (final) return final;
-      throw new CliError(`release ${handle.workflowId} ended (${status.name}) without a status`, EXIT.failed);
+      throw new CliError(`release ${handle.workflowId} ended (${status.name}) without a status`, EXIT.rolledBack);
     }
     return await handle.query(statusQuery);
   } catch (err) {
