@@ -47,7 +47,7 @@ export async function startRelease(
   const { metadata, spec } = input.spec;
   const workflowId = workflowIdFor(spec.app);
   try {
-    return await client.workflow.start('releaseWorkflow', {
+    return await client.workflow.start('releaseV2', {
       workflowId,
       taskQueue: options.taskQueue ?? process.env.HR_TASK_QUEUE ?? TASK_QUEUE,
       args: [{ ...input, ...(process.env.TEMPORAL_UI_URL && !input.uiUrl ? { uiUrl: process.env.TEMPORAL_UI_URL } : {}) }],

@@ -1,2 +1,4 @@
 // The workflow bundle's entry point: the worker bundles exactly what is exported here.
-export { releaseWorkflow } from './release.ts';
+export { releaseV2 } from './release.ts';
+// Frozen first-stage workflow: only so releases started before the upgrade can finish.
+export { releaseWorkflow } from './legacy/release.ts';

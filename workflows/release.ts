@@ -1,5 +1,6 @@
 /**
- * The release workflow, in the order a person would write the plan:
+ * The release workflow (type `releaseV2`; the first stage's `releaseWorkflow` is frozen in
+ * legacy/ for releases that started before the upgrade), in the order a person would write the plan:
  *   1. preflight every target (nothing changes if any check fails);
  *   2. run the steps: pin Chef, patch Flux, move canary weight, pause, check gates;
  *   3. on failure or abort, undo every change newest first; if an undo keeps failing,
@@ -15,7 +16,7 @@ import { SA } from './search-attributes.ts';
 import { ReleaseState } from './state.ts';
 import { applyChef, applyFlux, checkGates, failureMessage, pause, type Run, setWeight } from './steps.ts';
 
-export async function releaseWorkflow(input: ReleaseInput): Promise<ReleaseStatus> {
+export async function releaseV2(input: ReleaseInput): Promise<ReleaseStatus> {
   const release = new ReleaseState(input);
   const run: Run = { release, saga: new Saga(), tokens: new Map(), pinnedAt: new Map() };
   const plan = new CancellationScope();

@@ -99,7 +99,7 @@ export async function list(flags: Flags, out: Output): Promise<number> {
   const limit = Number(flags.limit ?? 20);
   try {
     const rows: Record<string, string>[] = [];
-    for await (const w of temporal.client.workflow.list({ query: `WorkflowType = 'releaseWorkflow'`, pageSize: limit })) {
+    for await (const w of temporal.client.workflow.list({ query: `WorkflowType IN ('releaseV2', 'releaseWorkflow')`, pageSize: limit })) {
       rows.push({
         release: String(w.typedSearchAttributes.get(SA.release) ?? w.workflowId),
         app: String(w.typedSearchAttributes.get(SA.app) ?? ''),

@@ -1,0 +1,159 @@
+/**
+ * FROZEN: the release workflow as it shipped in the first stage (workflow type `releaseWorkflow`).
+ * It stays registered only so that releases started before the upgrade replay and finish on the
+ * new worker; nothing here may change (test/workflow/replay.test.ts replays its histories). New
+ * releases run `releaseV2` (../release.ts); a new start of this type is refused at once, because
+ * it predates the worker's policy and shared-target leases. Delete this folder once no
+ * `releaseWorkflow` execution runs (`temporal workflow list --query "WorkflowType='releaseWorkflow' AND ExecutionStatus='Running'"`).
+ *
+ * The release workflow, in the order a person would write the plan:
+ *   1. preflight every target (nothing changes if any check fails);
+ *   2. run the steps: pin Chef, patch Flux, move canary weight, pause, check gates;
+ *   3. on failure or abort, undo every change newest first; if an undo keeps failing,
+ *      wait for a person to retry or skip it — never end half-applied in silence.
+ */
+import { ApplicationFailure, CancellationScope, condition, isCancellation, patched, upsertSearchAttributes } from '@temporalio/workflow';
+import type { PlanStep, ReleaseInput } from '../../release-spec/plan.ts';
+import { reads } from './activities.ts';
+import { installControls } from './controls.ts';
+import type { ReleaseStatus } from '../messages.ts';
+import { Saga } from './saga.ts';
+import { SA } from '../search-attributes.ts';
+import { ReleaseState } from './state.ts';
+import { applyChef, applyFlux, checkGates, failureMessage, pause, type Run, setWeight } from './steps.ts';
+
+export async function releaseWorkflow(input: ReleaseInput): Promise<ReleaseStatus> {
+  // Histories from before the upgrade have no marker here, so they take the frozen path; a start
+  // after the upgrade records the marker and is refused before it does anything.
+  if (patched('hybrid-release/v1-retired')) {
+    throw ApplicationFailure.create({
+      type: 'WorkflowTypeRetired',
+      nonRetryable: true,
+      message: 'the releaseWorkflow type is retired: start releases with `hybrid-release start` (workflow type releaseV2), which the worker validates against its policy',
+    });
+  }
+  const release = new ReleaseState(input);
+  const run: Run = { release, saga: new Saga(), tokens: new Map(), pinnedAt: new Map() };
+  const plan = new CancellationScope();
+  installControls(release, () => plan.cancel());
+  upsertSearchAttributes(searchAttributes(input));
+
+  try {
+    await plan.run(async () => {
+      await preflight(release);
+      await runSteps(run);
+    });
+  } catch (err) {
+    const reason = release.abortRequested || isCancellation(err) ? abortReason(release) : failureMessage(err);
+    if (run.saga.size === 0 && !release.abortRequested) {
+      release.finish('Failed', `${reason} (nothing was changed)`);
+      throw ApplicationFailure.create({ type: 'ReleaseFailed', message: release.status.error!, nonRetryable: true, details: [release.status] });
+    }
+    await rollBack(run, reason);
+    release.finish('RolledBack', reason);
+    throw ApplicationFailure.create({ type: 'ReleaseRolledBack', message: `rolled back: ${reason}`, nonRetryable: true, details: [release.status] });
+  }
+  release.finish('Succeeded');
+  return release.status;
+}
+
+async function preflight(release: ReleaseState): Promise<void> {
+  release.setPhase('Preflight');
+  const { chef, flux, canary } = release.input.spec.spec;
+  const usesCanary = release.input.plan.some((s) => s.kind === 'setWeight');
+  const checks = await Promise.allSettled([
+    ...chef.map((t) => reads.chefPreflight.executeWithOptions({ summary: `preflight: Chef environment ${t.environment}` }, [t])),
+    ...flux.map((t) => reads.fluxPreflight.executeWithOptions({ summary: `preflight: ${t.kind} ${t.namespace}/${t.name}` }, [t])),
+    ...(usesCanary && canary ? [reads.canaryPreflight.executeWithOptions({ summary: `preflight: canary Ingress ${canary.ingress.namespace}/${canary.ingress.name}` }, [canary.ingress])] : []),
+  ]);
+  const failed = checks.filter((c): c is PromiseRejectedResult => c.status === 'rejected');
+  if (failed.some((f) => isCancellation(f.reason))) throw failed.find((f) => isCancellation(f.reason))!.reason;
+  if (failed.length > 0) {
+    throw ApplicationFailure.create({ type: 'PreflightFailed', nonRetryable: true, message: `preflight failed: ${failed.map((f) => failureMessage(f.reason)).join('; ')}` });
+  }
+}
+
+async function runSteps(run: Run): Promise<void> {
+  const { release } = run;
+  for (const [index, step] of release.input.plan.entries()) {
+    if (release.held) {
+      release.setPhase('Paused', `held by ${release.status.heldBy}`);
+      await condition(() => !release.held);
+    }
+    release.startStep(index);
+    try {
+      await runStep(run, index, step);
+    } catch (err) {
+      release.endStep(index, isCancellation(err) ? 'cancelled' : 'failed');
+      throw err;
+    }
+    release.endStep(index, 'done');
+  }
+}
+
+function runStep(run: Run, index: number, step: PlanStep): Promise<void> {
+  if (step.kind !== 'gate' && step.kind !== 'pause') run.release.setPhase('Applying', step.summary);
+  switch (step.kind) {
+    case 'chef':
+      return applyChef(run, index, step);
+    case 'flux':
+      return applyFlux(run, index, step);
+    case 'setWeight':
+      return setWeight(run, index, step);
+    case 'pause':
+      return pause(run, step);
+    case 'gate':
+      return checkGates(run, index, step);
+  }
+}
+
+/**
+ * Undo newest first in a scope nothing can cancel. A compensation that keeps failing puts the
+ * release in RollbackFailed until a person answers `retry` (try it again) or `skip` (accept it).
+ */
+async function rollBack(run: Run, reason: string): Promise<void> {
+  const { release } = run;
+  release.setPhase('RollingBack', `rolling back ${release.status.release}: ${reason}`);
+  await CancellationScope.nonCancellable(() =>
+    run.saga.unwind(async (c) => {
+      for (;;) {
+        release.updateChange(c.change, { state: 'restoring' });
+        try {
+          await c.run();
+          release.updateChange(c.change, { state: 'restored' });
+          return;
+        } catch (err) {
+          release.updateChange(c.change, { state: 'restore-failed', error: failureMessage(err) });
+          release.compensationAnswer = undefined;
+          release.setPhase('RollbackFailed', `cannot ${c.summary}: ${failureMessage(err)} — needs a person: retry or skip`);
+          await condition(() => release.compensationAnswer !== undefined);
+          const answer = release.compensationAnswer;
+          release.setPhase('RollingBack');
+          if (answer === 'skip') {
+            release.updateChange(c.change, { state: 'restore-skipped' });
+            return;
+          }
+        }
+      }
+    }),
+  );
+}
+
+function abortReason(release: ReleaseState): string {
+  const abort = [...release.status.decisions].reverse().find((d) => d.command === 'abort' && d.accepted);
+  if (!abort) return 'the workflow was cancelled';
+  return `aborted by ${abort.by}${abort.reason ? `: ${abort.reason}` : ''}`;
+}
+
+function searchAttributes(input: ReleaseInput) {
+  const { metadata, spec } = input.spec;
+  const image = spec.flux.flatMap((t) => (t.kind === 'Kustomization' ? t.images.map((i) => i.newTag ?? i.digest) : [])).find(Boolean);
+  const constraint = spec.chef.flatMap((t) => Object.values(t.cookbooks))[0];
+  return [
+    { key: SA.release, value: metadata.name },
+    { key: SA.app, value: spec.app },
+    { key: SA.phase, value: 'Pending' },
+    ...(image ?? spec.version ? [{ key: SA.imageTag, value: (image ?? spec.version)! }] : []),
+    ...(constraint ? [{ key: SA.cookbookConstraint, value: constraint }] : []),
+  ];
+}

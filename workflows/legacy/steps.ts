@@ -1,0 +1,157 @@
+/**
+ * One function per kind of step. Every mutating step reads the current value and pushes its
+ * compensation before it mutates (the saga rule), so a mutation that timed out but applied is
+ * still undone.
+ */
+import { ActivityFailure, ApplicationFailure, CancellationScope, condition, sleep, workflowInfo } from '@temporalio/workflow';
+import type { GateResult } from '../../activities/gates/result.ts';
+import { formatDuration, parseDuration } from '../../release-spec/duration.ts';
+import { gateSummary, gateTiming, type PlanStep } from '../../release-spec/plan.ts';
+import { gates, undo, writes, reads } from './activities.ts';
+import type { Saga } from './saga.ts';
+import type { ReleaseState } from './state.ts';
+
+/** What the steps of one release share. */
+export interface Run {
+  release: ReleaseState;
+  saga: Saga;
+  /** reconcile token requested for each Flux target, so its gate waits for this release's reconcile */
+  tokens: Map<string, string>;
+  /** when each Chef target was pinned (epoch ms), so convergence counts only later chef-client runs */
+  pinnedAt: Map<string, number>;
+  /** change index of the canary weight, registered once with the weight from before the release */
+  canaryChange?: number;
+}
+
+type Step<K extends PlanStep['kind']> = Extract<PlanStep, { kind: K }>;
+
+/** The message of the failure behind an activity error, for status and history. */
+export function failureMessage(err: unknown): string {
+  if (err instanceof ActivityFailure && err.cause) return err.cause.message;
+  return err instanceof Error ? err.message : String(err);
+}
+
+const epochMs = () => new Date().getTime(); // the SDK's deterministic clock
+
+export async function applyChef(run: Run, index: number, step: Step<'chef'>): Promise<void> {
+  const target = run.release.input.spec.spec.chef.find((t) => t.id === step.target)!;
+  const previous = await reads.chefSnapshot.executeWithOptions({ summary: `read cookbook pins in ${target.environment}` }, [target]);
+  const change = run.release.addChange({ step: index, system: 'chef', target: target.id, summary: step.summary, before: previous, after: target.cookbooks });
+  const restoreSummary = `restore ${describePins(previous)} in ${target.environment}`;
+  run.saga.add({
+    change,
+    summary: restoreSummary,
+    run: () => undo.chefRestore.executeWithOptions({ summary: restoreSummary, retry: { maximumAttempts: maxAttempts(run) } }, [{ target, previous }]),
+  });
+  run.pinnedAt.set(target.id, epochMs());
+  await writes.chefPin.executeWithOptions({ summary: step.summary }, [target]);
+  run.release.updateChange(change, { state: 'applied' });
+}
+
+export async function applyFlux(run: Run, index: number, step: Step<'flux'>): Promise<void> {
+  const target = run.release.input.spec.spec.flux.find((t) => t.id === step.target)!;
+  const where = `${target.kind} ${target.namespace}/${target.name}`;
+  const previous = await reads.fluxSnapshot.executeWithOptions({ summary: `read ${where}` }, [target]);
+  const token = `${workflowInfo().workflowId}/${workflowInfo().runId.slice(0, 8)}/${index}`;
+  const change = run.release.addChange({ step: index, system: 'flux', target: target.id, summary: step.summary, before: previous, after: target.kind === 'Kustomization' ? target.images : target.values });
+  run.saga.add({
+    change,
+    summary: `restore ${where}`,
+    run: () => undo.fluxRestore.executeWithOptions({ summary: `restore ${where}`, retry: { maximumAttempts: maxAttempts(run) } }, [{ target, previous, token: `${token}/undo` }]),
+  });
+  run.tokens.set(target.id, token);
+  await writes.fluxApply.executeWithOptions({ summary: step.summary }, [{ target, token }]);
+  run.release.updateChange(change, { state: 'applied' });
+}
+
+export async function setWeight(run: Run, index: number, step: Step<'setWeight'>): Promise<void> {
+  const ingress = run.release.input.spec.spec.canary!.ingress;
+  if (run.canaryChange === undefined) {
+    const { weight: before } = await reads.canarySnapshot.executeWithOptions({ summary: `read canary weight of ${ingress.namespace}/${ingress.name}` }, [ingress]);
+    const summary = `canary weight back to ${before ?? 'none'}`;
+    run.canaryChange = run.release.addChange({ step: index, system: 'canary', target: `${ingress.namespace}/${ingress.name}`, summary: step.summary, before, after: step.weight });
+    run.saga.add({
+      change: run.canaryChange,
+      summary,
+      run: () => undo.setCanaryWeight.executeWithOptions({ summary, retry: { maximumAttempts: maxAttempts(run) } }, [{ ingress, weight: before }]).then(() => undefined),
+    });
+  } else {
+    run.release.updateChange(run.canaryChange, { summary: step.summary, after: step.weight, state: 'applying' });
+  }
+  await writes.setCanaryWeight.executeWithOptions({ summary: step.summary }, [{ ingress, weight: step.weight }]);
+  run.release.updateChange(run.canaryChange, { state: 'applied' });
+}
+
+export async function pause(run: Run, step: Step<'pause'>): Promise<void> {
+  const { release } = run;
+  if (step.durationMs !== undefined) {
+    release.setPhase('Paused', step.summary);
+    await sleep(step.durationMs, { summary: step.summary });
+    return;
+  }
+  release.approved = false;
+  release.setPhase('AwaitingApproval', step.summary);
+  if (step.deadlineMs === undefined) {
+    await condition(() => release.approved);
+    return;
+  }
+  const answered = await condition(() => release.approved, step.deadlineMs, { summary: step.summary });
+  if (answered) return;
+  const note = `nobody answered within ${formatDuration(step.deadlineMs)}: ${step.onTimeout}`;
+  release.recordDecision({ command: step.onTimeout === 'abort' ? 'abort' : 'approve', by: 'deadline', via: 'timeout', accepted: true, note });
+  if (step.onTimeout === 'abort') throw ApplicationFailure.create({ type: 'ApprovalTimedOut', message: note, nonRetryable: true });
+}
+
+/** All gates of a step run side by side; the first to fail cancels the others. */
+export async function checkGates(run: Run, index: number, step: Step<'gate'>): Promise<void> {
+  run.release.setPhase('Verifying', step.summary);
+  const scope = new CancellationScope();
+  await scope.run(() =>
+    Promise.all(
+      step.gates.map((name) =>
+        checkGate(run, index, name).catch((err) => {
+          scope.cancel();
+          throw err;
+        }),
+      ),
+    ),
+  );
+}
+
+async function checkGate(run: Run, index: number, name: string): Promise<void> {
+  const body = run.release.input.spec.spec;
+  const g = body.gates[name]!;
+  const timing = gateTiming(g);
+  const options = {
+    summary: gateSummary(name, g),
+    startToCloseTimeout: timing.timeoutMs + timing.intervalMs + 60_000,
+    heartbeatTimeout: timing.intervalMs + 60_000,
+  };
+  let result: GateResult;
+  try {
+    if (g.fluxReady) {
+      const target = body.flux.find((t) => t.id === g.fluxReady!.target)!;
+      result = await gates.fluxReadyGate.executeWithOptions(options, [{ gate: name, target, token: run.tokens.get(target.id)!, timeoutMs: timing.timeoutMs, intervalMs: timing.intervalMs }]);
+    } else if (g.chefConvergence) {
+      const target = body.chef.find((t) => t.id === g.chefConvergence!.target)!;
+      result = await gates.chefConvergenceGate.executeWithOptions(options, [{ gate: name, target, since: run.pinnedAt.get(target.id)!, minPercent: g.chefConvergence.minPercent, ...timing }]);
+    } else if (g.rollout) {
+      result = await gates.rolloutGate.executeWithOptions(options, [{ gate: name, deployment: g.rollout, ...timing }]);
+    } else if (g.http) {
+      result = await gates.httpGate.executeWithOptions(options, [{ gate: name, http: { ...g.http, requestTimeoutMs: parseDuration(g.http.requestTimeout)! }, ...timing }]);
+    } else {
+      result = await gates.prometheusGate.executeWithOptions(options, [{ gate: name, prometheus: g.prometheus!, ...timing }]);
+    }
+  } catch (err) {
+    const details = err instanceof ActivityFailure && err.cause instanceof ApplicationFailure ? (err.cause.details?.[0] as GateResult | undefined) : undefined;
+    if (details?.gate) run.release.recordGate(index, details);
+    throw err;
+  }
+  run.release.recordGate(index, result);
+}
+
+function describePins(pins: Record<string, string | null>): string {
+  return Object.entries(pins).map(([cb, c]) => `${cb} ${c ?? '(unpinned)'}`).join(', ');
+}
+
+const maxAttempts = (run: Run) => run.release.input.spec.spec.rollback.maxAttempts;
