@@ -4,3 +4,4 @@ export * from './flux/index.ts';
 export * from './kube/index.ts';
 export * from './gates/index.ts';
 export * from './notify/index.ts';
+export * from './admission/index.ts';

@@ -19,13 +19,17 @@ commands:
   status APP                       phase, steps, changes with before/after, gates, decisions
   watch APP [--timeout 2h]         follow a release until it ends
   list [--limit N]                 running and recent releases
-  approve|abort|pause|resume APP [--reason TEXT] [--as USER]
+  approve|abort|pause|resume APP [--reason TEXT] [--as USER] [--key FILE]
   retry|skip APP [--reason TEXT]   answer a compensation that keeps failing (RollbackFailed)
+                                   every decision is signed with your SSH key (ssh-keygen -Y sign)
 
 options:
   -f, --file FILE         the release spec (YAML or JSON)
   -o, --output text|json  output format (default text)
-  --as USER               who you are (default: the CI user, else the OS user)
+  --as USER               who you are (default: the CI user, else the OS user): your name in
+                          the worker's policy
+  --key FILE              your SSH key to sign with (default: HR_SIGNING_KEY, else
+                          ~/.ssh/id_ed25519, id_ecdsa, id_rsa; a .pub file signs via ssh-agent)
 
 exit codes: 0 succeeded, 1 failed or rolled back, 2 invalid input or refused,
             3 timed out waiting, 4 cannot reach Temporal
@@ -44,6 +48,7 @@ async function main(argv: string[]): Promise<number> {
       timeout: { type: 'string' },
       reason: { type: 'string' },
       as: { type: 'string' },
+      key: { type: 'string' },
       limit: { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },

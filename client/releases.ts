@@ -10,6 +10,7 @@ import { type Command, type Decision, type ReleaseStatus, statusQuery, UPDATES }
 import { SA, TASK_QUEUE, workflowIdFor } from '../workflows/search-attributes.ts';
 import { CliError, EXIT } from './exit-codes.ts';
 import { finalStatus } from './follow.ts';
+import { signDecision, SigningError, signingKey } from './sign.ts';
 
 export interface Connected {
   client: Client;
@@ -105,11 +106,27 @@ export async function releaseStatus(handle: WorkflowHandle): Promise<ReleaseStat
   }
 }
 
-/** Sends approve/abort/…; a refusal (wrong phase, not an approver) is exit code 2 with the reason. */
-export async function sendCommand(handle: WorkflowHandle, command: Command, decision: Decision): Promise<string> {
+/**
+ * A decision signed for the release's current run with the approver's SSH key (--key, else
+ * HR_SIGNING_KEY, else ~/.ssh/id_ed25519…): what the worker accepts as proof of who decided.
+ * Also what a tool that can only signal sends as the signal's argument.
+ */
+export async function signedDecision(handle: WorkflowHandle, command: Command, decision: Decision, key?: string): Promise<{ decision: Decision; runId: string }> {
+  const { runId } = await handle.describe();
+  return { decision: await signDecision({ workflowId: handle.workflowId, runId }, command, decision, signingKey(key)), runId };
+}
+
+/**
+ * Sends approve/abort/…, signed (see signedDecision) and addressed to the run the signature is
+ * for; a refusal (wrong phase, not an approver, a signature the worker cannot verify) is exit code
+ * 2 with the reason.
+ */
+export async function sendCommand(handle: WorkflowHandle, command: Command, decision: Decision, options: { key?: string } = {}): Promise<string> {
   try {
-    return await handle.executeUpdate(UPDATES[command], { args: [decision] });
+    const { decision: signed, runId } = await signedDecision(handle, command, decision, options.key);
+    return await handle.client.getHandle(handle.workflowId, runId).executeUpdate(UPDATES[command], { args: [signed] });
   } catch (err) {
+    if (err instanceof SigningError) throw new CliError(err.message, EXIT.invalid);
     if (err instanceof WorkflowUpdateFailedError) throw new CliError(`${command} refused: ${err.cause?.message ?? err.message}`, EXIT.invalid);
     if (err instanceof WorkflowNotFoundError) throw new CliError(`no running release ${handle.workflowId}`, EXIT.invalid);
     throw err;

@@ -1,8 +1,12 @@
 /**
  * How a release reads in a terminal, a CI log and a GitHub step summary.
  */
+import { redactUrls } from '../release-spec/safe.ts';
 import type { ReleaseStatus } from '../workflows/messages.ts';
 import type { Output } from './output.ts';
+
+/** Text from a release as it may be printed: URLs without credentials or query values. */
+const r = (text: string) => redactUrls(text);
 
 const show = (v: unknown) => (v === null || v === undefined ? 'none' : typeof v === 'string' ? v : JSON.stringify(v));
 
@@ -19,21 +23,21 @@ export function renderStatus(s: ReleaseStatus, out: Output): string {
     `${out.bold(s.release)} (${s.app}${s.version ? ` ${s.version}` : ''}): ${phaseText(s.phase, out)}${s.heldBy ? ` — held by ${s.heldBy}` : ''}`,
     `started ${s.startedAt}${s.startedBy ? ` by ${s.startedBy}` : ''}${s.endedAt ? `, ended ${s.endedAt}` : ''}`,
     'steps:',
-    ...s.steps.map((st) => `  ${mark(st.state, out)} ${String(st.index + 1).padStart(2)}. ${st.summary}`),
+    ...s.steps.map((st) => `  ${mark(st.state, out)} ${String(st.index + 1).padStart(2)}. ${r(st.summary)}`),
   ];
   if (s.changes.length) {
     lines.push('changes:');
-    for (const c of s.changes) lines.push(`  ${c.summary} [${c.state}] before: ${show(c.before)}${c.error ? ` — ${out.red(c.error)}` : ''}`);
+    for (const c of s.changes) lines.push(`  ${r(c.summary)} [${c.state}] before: ${show(c.before)}${c.error ? ` — ${out.red(r(c.error))}` : ''}`);
   }
   if (s.gates.length) {
     lines.push('gates:');
-    for (const g of s.gates) lines.push(`  ${g.ok ? out.green('pass') : out.red('fail')} ${g.gate} (${g.kind}): ${g.reason}`);
+    for (const g of s.gates) lines.push(`  ${g.ok ? out.green('pass') : out.red('fail')} ${g.gate} (${g.kind}): ${r(g.reason)}`);
   }
   if (s.decisions.length) {
     lines.push('decisions:');
-    for (const d of s.decisions) lines.push(`  ${d.at} ${d.command} by ${d.by} via ${d.via}${d.accepted ? '' : ' (refused)'}${d.reason ? `: ${d.reason}` : ''}${d.note ? ` — ${d.note}` : ''}`);
+    for (const d of s.decisions) lines.push(`  ${d.at} ${d.command} by ${d.by} via ${d.via}${d.accepted ? '' : ' (refused)'}${d.key ? ` [${d.key}]` : ''}${d.reason ? `: ${r(d.reason)}` : ''}${d.note ? ` — ${r(d.note)}` : ''}`);
   }
-  if (s.error) lines.push(`error: ${out.red(s.error)}`);
+  if (s.error) lines.push(`error: ${out.red(r(s.error))}`);
   return `${lines.join('\n')}\n`;
 }
 
@@ -56,14 +60,14 @@ function mark(state: string, out: Output): string {
 export function progressLines(prev: ReleaseStatus | undefined, s: ReleaseStatus, out: Output): string[] {
   const t = new Date().toISOString().slice(11, 19);
   const changed = s.steps.filter((st) => st.state !== prev?.steps[st.index]?.state && st.state !== 'pending');
-  const stepLine = (st: ReleaseStatus['steps'][number]) => `${t} step ${st.index + 1}/${s.steps.length} ${st.state}: ${st.summary}`;
+  const stepLine = (st: ReleaseStatus['steps'][number]) => `${t} step ${st.index + 1}/${s.steps.length} ${st.state}: ${r(st.summary)}`;
   // in the order things happened: steps that ended, what they found, the new phase, the next step
   const lines = changed.filter((st) => st.state !== 'running').map(stepLine);
-  for (const g of s.gates.slice(prev?.gates.length ?? 0)) lines.push(`${t} gate ${g.gate} ${g.ok ? out.green('passed') : out.red('failed')}: ${g.reason}`);
+  for (const g of s.gates.slice(prev?.gates.length ?? 0)) lines.push(`${t} gate ${g.gate} ${g.ok ? out.green('passed') : out.red('failed')}: ${r(g.reason)}`);
   for (const [i, c] of s.changes.entries()) {
-    if (prev?.changes[i]?.state !== c.state && c.state !== 'applying' && c.state !== 'applied') lines.push(`${t} ${c.state}: ${c.summary}${c.error ? ` — ${c.error}` : ''}`);
+    if (prev?.changes[i]?.state !== c.state && c.state !== 'applying' && c.state !== 'applied') lines.push(`${t} ${c.state}: ${r(c.summary)}${c.error ? ` — ${r(c.error)}` : ''}`);
   }
-  for (const d of s.decisions.slice(prev?.decisions.length ?? 0)) lines.push(`${t} ${d.command} by ${d.by}${d.accepted ? '' : ' refused'}${d.note ? `: ${d.note}` : ''}`);
+  for (const d of s.decisions.slice(prev?.decisions.length ?? 0)) lines.push(`${t} ${d.command} by ${d.by}${d.accepted ? '' : ' refused'}${d.note ? `: ${r(d.note)}` : ''}`);
   if (prev?.phase !== s.phase) lines.push(`${t} phase ${phaseText(s.phase, out)}${s.heldBy ? ` (held by ${s.heldBy})` : ''}`);
   lines.push(...changed.filter((st) => st.state === 'running').map(stepLine));
   return lines;
@@ -72,12 +76,12 @@ export function progressLines(prev: ReleaseStatus | undefined, s: ReleaseStatus,
 /** Markdown for $GITHUB_STEP_SUMMARY. */
 export function markdownSummary(s: ReleaseStatus, link?: string): string {
   const icon = s.phase === 'Succeeded' ? '✅' : s.phase === 'RolledBack' || s.phase === 'Failed' ? '❌' : '⏳';
-  const rows = s.changes.map((c) => `| ${c.system} | ${c.summary} | \`${show(c.before)}\` | ${c.state} |`);
-  const gates = s.gates.map((g) => `| ${g.gate} | ${g.kind} | ${g.ok ? 'pass' : 'fail'} | ${g.reason} |`);
+  const rows = s.changes.map((c) => `| ${c.system} | ${r(c.summary)} | \`${show(c.before)}\` | ${c.state} |`);
+  const gates = s.gates.map((g) => `| ${g.gate} | ${g.kind} | ${g.ok ? 'pass' : 'fail'} | ${r(g.reason)} |`);
   return [
     `### ${icon} ${s.release} (${s.app}${s.version ? ` ${s.version}` : ''}): ${s.phase}`,
     link ? `[Open in the Temporal UI](${link})` : '',
-    s.error ? `> ${s.error}` : '',
+    s.error ? `> ${r(s.error)}` : '',
     '',
     rows.length ? ['| system | change | before | state |', '|---|---|---|---|', ...rows].join('\n') : '',
     '',

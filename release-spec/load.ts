@@ -7,6 +7,7 @@ import { parseDocument } from 'yaml';
 import type { z } from 'zod';
 import { buildPlan, type ReleaseInput } from './plan.ts';
 import { fieldsAt } from './fields.ts';
+import { isUnsafeKey } from './safe.ts';
 import { chefId, fluxId, releaseSpec, type ReleaseSpec } from './schema.ts';
 
 type Parsed = ReturnType<typeof releaseSpec.parse>;
@@ -54,6 +55,9 @@ export function parseSpecText(text: string, source = 'spec'): ReleaseInput {
 }
 
 export function validateSpec(data: unknown, source = 'spec'): ReleaseInput {
+  // zod drops a "__proto__" key silently; a spec that has one is refused, not quietly changed
+  const unsafe = unsafeKeys(data);
+  if (unsafe.length) throw new InvalidSpecError(source, unsafe);
   const result = releaseSpec.safeParse(data);
   if (!result.success) throw new InvalidSpecError(source, result.error.issues.flatMap(toProblems));
   const spec = withIds(result.data);
@@ -75,9 +79,24 @@ export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const seg of path) {
     if (typeof seg === 'number') out += `[${seg}]`;
+    else if (/^$|[.\s[\]]/.test(String(seg))) out += `[${JSON.stringify(String(seg))}]`;
     else out += out ? `.${String(seg)}` : String(seg);
   }
   return out;
+}
+
+/** Every `__proto__`, `prototype` or `constructor` key in a parsed document, with its path. */
+function unsafeKeys(data: unknown, path: (string | number)[] = [], found: SpecProblem[] = [], depth = 0): SpecProblem[] {
+  if (depth > 32 || data === null || typeof data !== 'object') return found;
+  if (Array.isArray(data)) {
+    data.forEach((v, i) => unsafeKeys(v, [...path, i], found, depth + 1));
+    return found;
+  }
+  for (const key of Object.keys(data)) {
+    if (isUnsafeKey(key)) found.push({ path: formatPath([...path, key]), message: `"${key}" is not allowed as a key (__proto__, prototype and constructor are refused)` });
+    else unsafeKeys((data as Record<string, unknown>)[key], [...path, key], found, depth + 1);
+  }
+  return found;
 }
 
 function toProblems(issue: z.core.$ZodIssue): SpecProblem[] {

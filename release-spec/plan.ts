@@ -4,6 +4,7 @@
  * Pure code with type-only imports, so the workflow bundle can use it without zod.
  */
 import { formatDuration, parseDuration } from './duration.ts';
+import { redactUrl } from './safe.ts';
 import type { ChefTarget, FluxTarget, GateSpec, ReleaseSpec, StepSpec } from './schema.ts';
 
 export type PlanStep =
@@ -23,6 +24,11 @@ export interface ReleaseInput {
   startedBy?: string;
   /** base URL of the Temporal UI, for links in notifications */
   uiUrl?: string;
+  /**
+   * Set by the worker's admission only (never taken from the caller): who may decide on this
+   * release, from the worker's policy (narrowed by spec.approvals.approvers when that is set).
+   */
+  approvers?: string[];
 }
 
 export function chefSummary(t: ChefTarget): string {
@@ -42,7 +48,7 @@ export function fluxSummary(t: FluxTarget): string {
 export function gateSummary(name: string, g: GateSpec): string {
   if (g.fluxReady) return `${name}: Flux Ready for ${g.fluxReady.target}`;
   if (g.rollout) return `${name}: rollout of deployment ${g.rollout.namespace}/${g.rollout.name}`;
-  if (g.http) return `${name}: GET ${g.http.url} answers ${g.http.expectStatus}`;
+  if (g.http) return `${name}: GET ${redactUrl(g.http.url)} answers ${g.http.expectStatus}`;
   if (g.prometheus) return `${name}: ${g.prometheus.query} ${g.prometheus.comparison} ${g.prometheus.threshold}`;
   if (g.chefConvergence) return `${name}: ${g.chefConvergence.minPercent}% of ${g.chefConvergence.target} nodes converged`;
   return name;

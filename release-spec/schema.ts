@@ -8,13 +8,25 @@
 import { z } from 'zod';
 import { isValidConstraint } from '../activities/chef/constraints.ts';
 import { parseDuration } from './duration.ts';
+import { isDotSegment, isUnsafeKey, redactUrl, unsafeSegment, urlSecretProblem } from './safe.ts';
 
 export const API_VERSION = 'hybrid-release.dev/v1alpha1';
 export const KIND = 'HybridRelease';
 
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const show = (v: unknown) => JSON.stringify(v);
+const show = (v: unknown) => JSON.stringify(typeof v === 'string' ? redactUrl(v) : v);
+
+/** An http(s) URL that carries no credentials: the spec is recorded in the workflow history. */
+const httpUrl = (hint: string) =>
+  z
+    .url({ protocol: /^https?$/, error: (i) => `${show(i.input)} is not an http(s) URL${hint}` })
+    .superRefine((u, ctx) => {
+      const problem = urlSecretProblem(u);
+      if (problem) ctx.addIssue({ code: 'custom', message: `${show(u)} ${problem}` });
+    });
+
+const UNSAFE = `is not allowed as a name or path segment (__proto__, prototype and constructor are refused)`;
 
 const label = (what: string) =>
   z
@@ -121,9 +133,12 @@ const kubeRef = {
 };
 
 const helmValue = z.strictObject({
-  path: z.string().regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, {
-    error: (i) => `${show(i.input)} is not a values path (dotted keys, e.g. image.tag)`,
-  }),
+  path: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*$/, {
+      error: (i) => `${show(i.input)} is not a values path (dotted keys, e.g. image.tag)`,
+    })
+    .refine((p) => unsafeSegment(p) === undefined, { error: (i) => `${show(i.input)}: "${unsafeSegment(String(i.input))}" ${UNSAFE}` }),
   value: z.union([z.string(), z.number(), z.boolean()], { error: 'value must be a string, number or boolean' }),
 });
 
@@ -140,14 +155,18 @@ export const fluxTarget = z.discriminatedUnion(
 
 export const chefTarget = z.strictObject({
   id: id.optional(),
-  serverUrl: z.url({ protocol: /^https?$/, error: (i) => `${show(i.input)} is not an http(s) URL (knife's chef_server_url, e.g. https://chef.example.com/organizations/acme)` }),
+  serverUrl: httpUrl(" (knife's chef_server_url, e.g. https://chef.example.com/organizations/acme)"),
   environment: z
     .string()
     .regex(/^[A-Za-z0-9_-]+$/, { error: (i) => `${show(i.input)} is not a Chef environment name (letters, digits, "_" and "-")` })
     .refine((e) => e !== '_default', { error: 'the _default environment cannot be modified: pin versions in a named environment' }),
   cookbooks: z
     .record(
-      z.string().regex(/^[A-Za-z0-9_.-]+$/, { error: (i) => `${show(i.input)} is not a cookbook name` }),
+      z
+        .string()
+        .regex(/^[A-Za-z0-9_.-]+$/, { error: (i) => `${show(i.input)} is not a cookbook name` })
+        .refine((n) => !isDotSegment(n), { error: (i) => `${show(i.input)} is not a cookbook name ("." and ".." are path segments)` })
+        .refine((n) => !isUnsafeKey(n), { error: (i) => `${show(i.input)} ${UNSAFE}` }),
       z.string({ error: 'a constraint must be a string such as "= 1.5.3" or "~> 1.5"' }).refine(isValidConstraint, {
         error: (i) => `${show(i.input)} is not a Chef version constraint (write "${suggestConstraint(String(i.input))}": an operator of = > < >= <= ~>, one space, then 1 to 3 numbers)`,
       }),
@@ -178,9 +197,17 @@ const deploymentRef = z.strictObject({
 });
 
 const httpGate = z.strictObject({
-  url: z.url({ protocol: /^https?$/, error: (i) => `${show(i.input)} is not an http(s) URL` }),
+  url: httpUrl(''),
   expectStatus: z.int().min(100).max(599).default(200),
-  json: z.record(z.string().regex(/^\$(\.[A-Za-z0-9_-]+|\[\d+\])*$/, { error: (i) => `${show(i.input)} is not a JSON path such as $.version` }), z.union([z.string(), z.number(), z.boolean()])).optional(),
+  json: z
+    .record(
+      z
+        .string()
+        .regex(/^\$(\.[A-Za-z0-9_-]+|\[\d+\])*$/, { error: (i) => `${show(i.input)} is not a JSON path such as $.version` })
+        .refine((p) => !p.split(/[.[\]]/).some(isUnsafeKey), { error: (i) => `${show(i.input)}: ${UNSAFE}` }),
+      z.union([z.string(), z.number(), z.boolean()]),
+    )
+    .optional(),
   headers: z.record(z.string().regex(/^[A-Za-z0-9-]+$/), valueFrom.transform((v) => v as ValueFrom)).optional(),
   caFile: z.string().min(1).optional(),
   insecureSkipVerify: z.boolean().optional(),
@@ -189,7 +216,7 @@ const httpGate = z.strictObject({
 });
 
 const prometheusGate = z.strictObject({
-  url: z.url({ protocol: /^https?$/, error: (i) => `${show(i.input)} is not an http(s) URL` }),
+  url: httpUrl(''),
   query: z.string().min(1, { error: 'query must be a PromQL expression' }),
   comparison: z.enum(['<', '<=', '>', '>='], { error: 'comparison must be one of <, <=, >, >=' }),
   threshold: z.number({ error: 'threshold must be a number' }),
@@ -244,7 +271,7 @@ export const releaseSpec = z.strictObject({
   kind: z.literal(KIND, { error: `kind must be ${KIND}` }),
   metadata: z.strictObject({
     name: label('release name'),
-    labels: z.record(z.string(), z.string()).optional(),
+    labels: z.record(z.string().refine((k) => !isUnsafeKey(k), { error: (i) => `${show(i.input)} ${UNSAFE}` }), z.string()).optional(),
   }),
   spec: z
     .strictObject({

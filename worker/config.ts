@@ -11,6 +11,11 @@ const positiveInt = z.coerce.number().int().positive();
 
 export const workerEnv = z.object({
   HR_TASK_QUEUE: z.string().min(1).default(TASK_QUEUE),
+  /**
+   * The policy file (YAML): what each app's releases may touch and who approves them. Without it
+   * the worker refuses every release (README, Security model).
+   */
+  HR_POLICY_FILE: z.string().min(1).optional(),
   /** Prometheus scrape endpoint for the SDK's metrics; off when unset */
   HR_METRICS_ADDRESS: hostPort.optional(),
   /** /healthz (alive) and /readyz (polling Temporal) */

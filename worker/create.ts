@@ -5,6 +5,9 @@
 import { fileURLToPath } from 'node:url';
 import { bundleWorkflowCode, type NativeConnection, Worker, type WorkerOptions } from '@temporalio/worker';
 import * as activities from '../activities/index.ts';
+import { registerPolicy } from '../policy/enforce.ts';
+import { policyFromEnv } from '../policy/load.ts';
+import type { Policy } from '../policy/schema.ts';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
@@ -20,18 +23,22 @@ export interface CreateWorkerOptions {
   connection: NativeConnection;
   namespace: string;
   taskQueue: string;
-  /** replace activities, e.g. to inject failures in tests */
+  /** replace activities, e.g. to inject failures in tests (admission and decision checks stay the real ones) */
   activities?: object;
+  /** the policy for this task queue; default: HR_POLICY_FILE, and without it none (every release is refused) */
+  policy?: Policy;
   extra?: Partial<WorkerOptions>;
 }
 
 export async function createWorker(o: CreateWorkerOptions): Promise<Worker> {
+  registerPolicy(o.taskQueue, o.policy ?? policyFromEnv());
+  const { admitRelease, verifyDecision } = activities;
   return Worker.create({
     connection: o.connection,
     namespace: o.namespace,
     taskQueue: o.taskQueue,
     workflowBundle: await workflowBundle(),
-    activities: o.activities ?? activities,
+    activities: o.activities ? { ...o.activities, admitRelease, verifyDecision } : activities,
     ...o.extra,
   });
 }

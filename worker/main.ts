@@ -5,6 +5,8 @@
  */
 import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime } from '@temporalio/worker';
+import { policyFromEnv } from '../policy/load.ts';
+import type { Policy } from '../policy/schema.ts';
 import { loadWorkerEnv } from './config.ts';
 import { createWorker } from './create.ts';
 import { startHealthServer } from './health.ts';
@@ -17,8 +19,10 @@ function jsonLog(entry: { level: string; message: string; meta?: Record<string, 
 
 async function main(): Promise<void> {
   let env;
+  let policy: Policy;
   try {
     env = loadWorkerEnv();
+    policy = policyFromEnv();
   } catch (err) {
     process.stderr.write(`${(err as Error).message}\n`);
     process.exit(2);
@@ -37,6 +41,7 @@ async function main(): Promise<void> {
     connection,
     namespace,
     taskQueue: env.HR_TASK_QUEUE,
+    policy,
     extra: {
       maxConcurrentActivityTaskExecutions: env.HR_MAX_CONCURRENT_ACTIVITIES,
       maxConcurrentWorkflowTaskExecutions: env.HR_MAX_CONCURRENT_WORKFLOW_TASKS,
@@ -50,7 +55,10 @@ async function main(): Promise<void> {
     taskQueue: env.HR_TASK_QUEUE,
     metrics: env.HR_METRICS_ADDRESS ?? 'off',
     health: env.HR_HEALTH_ADDRESS ?? 'off',
+    policy: policy.source,
+    apps: policy.apps.map((a) => a.app),
   });
+  if (policy.apps.length === 0) Runtime.instance().logger.warn('the policy names no app: every release will be refused (set HR_POLICY_FILE; README, Security model)', { policy: policy.source });
   try {
     await worker.run(); // resolves after a shutdown signal once in-flight work has drained
   } finally {

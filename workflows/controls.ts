@@ -1,20 +1,49 @@
 /**
- * Human control of a running release. Updates answer the caller (and their validators refuse
- * a command in the wrong phase or from someone not in spec.approvals.approvers); signals with
- * the same meaning exist for tools that can only signal, and a refused signal is recorded.
+ * Human control of a running release. A decision (approve, abort, pause, resume, retry, skip)
+ * counts only when the worker can verify who made it: the approver must be one of the release's
+ * approvers (from the worker's policy, fixed at admission) and the decision must carry their SSH
+ * signature over this command on this run. Checking a signature is crypto against the policy,
+ * which workflow code must not do, so the handlers ask a local activity and then apply.
+ *
+ * Updates answer the caller: their validators refuse a command in the wrong phase or from someone
+ * who is not an approver (nothing is recorded), and an unverifiable decision is refused and
+ * recorded with what it claimed. Signals carry the same commands for tools that can only signal;
+ * a signal that is refused is recorded. A used signature cannot be used again (replay).
  */
-import { ApplicationFailure, setHandler } from '@temporalio/workflow';
+import { ApplicationFailure, proxyLocalActivities, setHandler } from '@temporalio/workflow';
+import type * as activities from '../activities/index.ts';
 import { type Command, type Decision, type Phase, SIGNALS, statusQuery, UPDATES } from './messages.ts';
 import type { ReleaseState } from './state.ts';
 
 const RUNNING: readonly Phase[] = ['Pending', 'Preflight', 'Applying', 'Verifying', 'Paused', 'AwaitingApproval'];
 
-/** Why a command is refused now, or undefined when it is allowed. */
+/** Refused decisions recorded per release; beyond it they are refused without a record (history stays bounded). */
+const MAX_REFUSALS_RECORDED = 20;
+
+const identity = proxyLocalActivities<typeof activities>({
+  startToCloseTimeout: '30s',
+  retry: { initialInterval: '500ms', maximumAttempts: 3 },
+});
+
+/** Why a decision's shape is unacceptable (sizes bound what reaches the history). */
+function malformed(d: Decision): string | undefined {
+  if (!d || typeof d !== 'object' || typeof d.by !== 'string' || d.by.trim() === '') return 'say who you are (--as USER)';
+  if (d.by.length > 100) return 'the name is longer than 100 characters';
+  if (d.reason !== undefined && (typeof d.reason !== 'string' || d.reason.length > 1000)) return 'the reason must be text of at most 1000 characters';
+  const p = d.proof;
+  if (p !== undefined && (typeof p !== 'object' || p === null || typeof p.signature !== 'string' || p.signature.length > 8192 || typeof p.nonce !== 'string' || p.nonce.length > 64 || typeof p.at !== 'string' || p.at.length > 40)) {
+    return 'the proof must be {at, nonce, signature} (as the CLI sends it)';
+  }
+  return undefined;
+}
+
+/** Why a command is refused now (wrong phase, not an approver), or undefined when it may go on to verification. */
 function refusal(release: ReleaseState, command: Command, d: Decision): string | undefined {
-  if (!d || typeof d.by !== 'string' || d.by.trim() === '') return 'say who you are (--as USER)';
-  const approvers = release.input.spec.spec.approvals.approvers;
-  if (approvers.length > 0 && !approvers.includes(d.by)) {
-    return `${d.by} is not an approver of ${release.status.release} (approvers: ${approvers.join(', ')})`;
+  const bad = malformed(d);
+  if (bad) return bad;
+  const approvers = release.input.approvers ?? [];
+  if (!approvers.includes(d.by)) {
+    return `${d.by} is not an approver of ${release.status.release} (approvers: ${approvers.join(', ') || "nobody: the worker's policy names no approver for this app"})`;
   }
   const phase = release.phase;
   switch (command) {
@@ -60,20 +89,46 @@ function apply(release: ReleaseState, command: Command, d: Decision): string {
   }
 }
 
-function record(release: ReleaseState, command: Command, d: Decision, via: 'update' | 'signal', accepted: boolean, note: string) {
-  release.recordDecision({ command, by: d?.by ?? '(unknown)', ...(d?.reason ? { reason: d.reason } : {}), via, accepted, note });
-}
-
 export function installControls(release: ReleaseState, onAbort: () => void): void {
+  /** nonces of the signed decisions this release has accepted */
+  const used = new Set<string>();
+  let refusals = 0;
+
+  const record = (command: Command, d: Decision, via: 'update' | 'signal', accepted: boolean, note: string, key?: string) => {
+    if (!accepted) refusals++;
+    const by = typeof d?.by === 'string' && d.by ? d.by.slice(0, 100) : '(unknown)';
+    const reason = typeof d?.reason === 'string' && d.reason ? d.reason.slice(0, 1000) : undefined;
+    release.recordDecision({ command, by, ...(reason ? { reason } : {}), ...(key ? { key } : {}), via, accepted, note });
+  };
+
+  /** Who made the decision, as the worker can prove it; a used signature is refused. */
+  const verify = async (command: Command, d: Decision): Promise<{ key: string } | { why: string }> => {
+    if (d.proof && used.has(d.proof.nonce)) return { why: 'this signed decision was already used (a signature counts once)' };
+    const result = await identity.verifyDecision.executeWithOptions({ summary: `verify ${command} by ${d.by}` }, [
+      { command, decision: { by: d.by, ...(d.reason ? { reason: d.reason } : {}), ...(d.proof ? { proof: d.proof } : {}) }, approvers: release.input.approvers ?? [] },
+    ]);
+    if (!result.verified) return { why: result.reason };
+    if (used.has(d.proof!.nonce)) return { why: 'this signed decision was already used (a signature counts once)' };
+    used.add(d.proof!.nonce);
+    return { key: result.key };
+  };
+
   for (const command of Object.keys(UPDATES) as Command[]) {
     setHandler(
       UPDATES[command],
-      (d: Decision) => {
-        // phases may have moved between validation and handling; check again
+      async (d: Decision) => {
         const why = refusal(release, command, d);
         if (why) throw refused(why);
+        const proven = await verify(command, d);
+        if ('why' in proven) {
+          record(command, d, 'update', false, `refused: ${proven.why}`);
+          throw refused(proven.why);
+        }
+        // the phase may have moved while the signature was checked
+        const now = refusal(release, command, d);
+        if (now) throw refused(now);
         const note = apply(release, command, d);
-        record(release, command, d, 'update', true, note);
+        record(command, d, 'update', true, note, proven.key);
         if (command === 'abort') onAbort();
         return note;
       },
@@ -81,13 +136,19 @@ export function installControls(release: ReleaseState, onAbort: () => void): voi
         validator: (d: Decision) => {
           const why = refusal(release, command, d);
           if (why) throw refused(why);
+          if (refusals >= MAX_REFUSALS_RECORDED) throw refused(`${refusals} decisions on this release were refused already; no more are taken (sign with your key: see README, Security model)`);
         },
       },
     );
-    setHandler(SIGNALS[command], (d: Decision) => {
+    setHandler(SIGNALS[command], async (d: Decision) => {
+      if (refusals >= MAX_REFUSALS_RECORDED) return;
       const why = refusal(release, command, d);
-      if (why) return record(release, command, d, 'signal', false, `ignored: ${why}`);
-      record(release, command, d, 'signal', true, apply(release, command, d));
+      if (why) return record(command, d, 'signal', false, `ignored: ${why}`);
+      const proven = await verify(command, d);
+      if ('why' in proven) return record(command, d, 'signal', false, `refused: ${proven.why}`);
+      const now = refusal(release, command, d);
+      if (now) return record(command, d, 'signal', false, `ignored: ${now}`);
+      record(command, d, 'signal', true, apply(release, command, d), proven.key);
       if (command === 'abort') onAbort();
     });
   }

@@ -21,10 +21,21 @@ export const PHASES = [
 export type Phase = (typeof PHASES)[number];
 export const FINAL_PHASES: readonly Phase[] = ['Succeeded', 'Failed', 'RolledBack'];
 
-/** Who asks, and why; the identity is checked against spec.approvals.approvers. */
+/**
+ * Who asks, and why. A decision counts only with `proof`: an SSH signature by one of `by`'s keys
+ * in the worker's policy over this command on this run (see policy/decision.ts); the CLI signs.
+ */
 export interface Decision {
   by: string;
   reason?: string;
+  proof?: {
+    /** ISO time of signing */
+    at: string;
+    /** random, once per decision: a release refuses a nonce it has seen */
+    nonce: string;
+    /** armored SSH signature (`ssh-keygen -Y sign -n hybrid-release-decision`) */
+    signature: string;
+  };
 }
 
 export const COMMANDS = ['approve', 'abort', 'pause', 'resume', 'retry', 'skip'] as const;
@@ -74,7 +85,11 @@ export interface Change {
   error?: string;
 }
 
-export interface DecisionRecord extends Decision {
+export interface DecisionRecord {
+  by: string;
+  reason?: string;
+  /** fingerprint of the key whose signature the worker verified (SHA256:…) */
+  key?: string;
   command: Command;
   at: string;
   via: 'update' | 'signal' | 'timeout';

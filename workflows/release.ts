@@ -9,6 +9,7 @@
 import { ApplicationFailure, CancellationScope, condition, isCancellation, upsertSearchAttributes } from '@temporalio/workflow';
 import type { PlanStep, ReleaseInput } from '../release-spec/plan.ts';
 import { reads } from './activities.ts';
+import { admit } from './admission.ts';
 import { installControls } from './controls.ts';
 import type { ReleaseStatus } from './messages.ts';
 import { Saga } from './saga.ts';
@@ -16,7 +17,8 @@ import { SA } from './search-attributes.ts';
 import { ReleaseState } from './state.ts';
 import { applyChef, applyFlux, checkGates, failureMessage, pause, type Run, setWeight } from './steps.ts';
 
-export async function releaseV2(input: ReleaseInput): Promise<ReleaseStatus> {
+export async function releaseV2(request: ReleaseInput): Promise<ReleaseStatus> {
+  const input = await admit(request); // the worker's own validation, plan and policy; a refusal ends Failed, nothing changed
   const release = new ReleaseState(input);
   const run: Run = { release, saga: new Saga(), tokens: new Map(), pinnedAt: new Map() };
   const plan = new CancellationScope();

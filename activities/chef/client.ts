@@ -258,4 +258,8 @@ export class ChefClient {
 }
 
 /** A path segment, escaped. */
-export const seg = (s: string) => encodeURIComponent(s);
+/** One URL path segment; "." and ".." would move the path, so they are never a name. */
+export const seg = (s: string) => {
+  if (s === '.' || s === '..' || s === '') throw ApplicationFailure.create({ type: 'ChefBadRequest', nonRetryable: true, message: `${JSON.stringify(s)} is not a Chef object name` });
+  return encodeURIComponent(s);
+};

@@ -3,6 +3,7 @@
  * activity, so helpers live in the sibling modules and only activities (and types) are exported here.
  */
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
+import { enforceChef } from '../../policy/enforce.ts';
 import { CHEF_AUTH, CHEF_FORBIDDEN, ChefClient } from './client.ts';
 import { checkConvergence } from './convergence.ts';
 import { forgetCredentials, resolveCredentials, type ChefCredentialsRef } from './credentials.ts';
@@ -41,6 +42,8 @@ function cancellation(): AbortSignal | undefined {
  * attempt reads it again (it may have been rotated in the file or Secret meanwhile).
  */
 async function withChef<T>(target: ChefTarget, fn: (client: ChefClient, signal: AbortSignal | undefined) => Promise<T>): Promise<T> {
+  // the worker's policy for the app: server, environment, cookbooks and credentials, before any key is read
+  enforceChef(target);
   const identity = await resolveCredentials(target.credentials);
   if (identity.profileServerUrl && identity.profileServerUrl.replace(/\/+$/, '') !== target.serverUrl.replace(/\/+$/, '')) {
     log.warn('knife profile points at another Chef server than the release spec; using the spec', {
@@ -93,6 +96,7 @@ export async function chefPin(target: ChefTarget): Promise<CookbookPins> {
 /** Writes back exactly the recorded constraints (null removes the entry). Idempotent; touches nothing else. */
 export async function chefRestore(input: { target: ChefTarget; previous: CookbookPins }): Promise<void> {
   const { target, previous } = input;
+  enforceChef({ ...target, cookbooks: { ...previous, ...target.cookbooks } });
   await withChef(target, async (client, signal) => {
     const { changed } = await applyPins(client, target.environment, previous, signal);
     log.info(changed ? 'restored Chef cookbook constraints' : 'Chef cookbook constraints already as recorded', {

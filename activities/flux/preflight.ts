@@ -1,4 +1,5 @@
 import { ApplicationFailure } from '@temporalio/activity';
+import { mayRead } from '../../policy/enforce.ts';
 import { requireAccess } from '../kube/access.ts';
 import { kubeFailure, statusOf } from '../kube/errors.ts';
 import type { ImageEntry } from './images.ts';
@@ -29,7 +30,7 @@ export async function preflightFlux(target: FluxTarget): Promise<{ generation: n
     throw refuse(target, 'is suspended (spec.suspend: true), so Flux would not reconcile the release; resume it (`flux resume`) or remove it from the release');
   }
   if (target.kind === 'Kustomization') {
-    const unresolved = await unresolvedImages(ref, obj, target.images.map((i) => i.name));
+    const unresolved = await unresolvedImages(ref, obj, target.images.map((i) => i.name), target.context);
     if (unresolved.length) {
       const known = ((obj.spec?.images ?? []) as ImageEntry[]).map((e) => String(e.name));
       throw refuse(
@@ -60,7 +61,7 @@ export function imageRepository(image: string): string {
  * a Deployment it applied (its status.inventory) runs that image. Other workload kinds are not
  * looked into (the worker's role reads Deployments only); give such images an entry first.
  */
-async function unresolvedImages(ref: FluxRef, obj: FluxObject, names: string[]): Promise<string[]> {
+async function unresolvedImages(ref: FluxRef, obj: FluxObject, names: string[], context?: string): Promise<string[]> {
   const entries = new Set(((obj.spec?.images ?? []) as ImageEntry[]).map((e) => e.name));
   let missing = names.filter((n) => !entries.has(n));
   if (!missing.length) return [];
@@ -68,6 +69,8 @@ async function unresolvedImages(ref: FluxRef, obj: FluxObject, names: string[]):
     // Inventory ids are namespace_name_group_kind.
     const [namespace, name, group, kind] = entry.id.split('_');
     if (kind !== 'Deployment' || group !== 'apps' || !namespace || !name) continue;
+    // only namespaces the worker's policy lets this app into (the worker's Roles end there too)
+    if (!mayRead(namespace, context)) continue;
     try {
       const deployment = await ref.clients.apps.readNamespacedDeployment({ namespace, name });
       const images = new Set((deployment.spec?.template.spec?.containers ?? []).concat(deployment.spec?.template.spec?.initContainers ?? []).map((c) => imageRepository(c.image ?? '')));

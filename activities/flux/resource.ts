@@ -1,4 +1,5 @@
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
+import { enforceKube } from '../../policy/enforce.ts';
 import { kubeClients, type KubeClients } from '../kube/clients.ts';
 import { kubeCall, type KubeOp } from '../kube/errors.ts';
 import type { FluxTarget } from './types.ts';
@@ -47,6 +48,8 @@ export interface FluxRef {
 }
 
 export function fluxRef(target: FluxTarget): FluxRef {
+  // every Flux activity resolves its target here: the worker's policy decides first
+  enforceKube({ kind: target.kind, namespace: target.namespace, name: target.name, ...(target.context ? { context: target.context } : {}) });
   return { clients: kubeClients(target.context), info: FLUX_KINDS[target.kind], namespace: target.namespace, name: target.name };
 }
 

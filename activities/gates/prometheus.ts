@@ -1,5 +1,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
+import { activityScope, denied } from '../../policy/enforce.ts';
+import { policyDenial } from '../../policy/net.ts';
+import { displayUrl } from './request.ts';
 import { pollGate } from './poll.ts';
 import { describeRequestError, readCapped, requestSignal } from './request.ts';
 import type { CheckOutcome, GateResult } from './result.ts';
@@ -25,7 +28,16 @@ const MAX_BODY_BYTES = 8 << 20;
  *   if nothing else is left the result counts as empty.
  */
 export async function prometheusGate(input: GateRun & { prometheus: PrometheusGateSpec }): Promise<GateResult> {
-  return pollGate({ name: input.gate, kind: 'prometheus' }, input, (signal) => checkPrometheus(input.prometheus, signal));
+  // the worker's policy: Prometheus must be a host the app may reach, checked again at each connection
+  const scope = activityScope();
+  const refused = scope?.destination(input.prometheus.url);
+  if (refused) throw denied(`gate ${input.gate}: Prometheus at ${displayUrl(input.prometheus.url)}: ${refused}`);
+  const dispatcher = scope?.guard().dispatcher();
+  try {
+    return await pollGate({ name: input.gate, kind: 'prometheus' }, input, (signal) => checkPrometheus(input.prometheus, signal, dispatcher));
+  } finally {
+    await dispatcher?.close().catch(() => {});
+  }
 }
 
 interface Sample {
@@ -35,10 +47,12 @@ interface Sample {
 
 type Answer =
   | { kind: 'samples'; samples: Sample[]; dropped: number }
-  | { kind: 'unavailable'; reason: string };
+  | { kind: 'unavailable'; reason: string }
+  | { kind: 'refused'; reason: string };
 
-export async function checkPrometheus(spec: PrometheusGateSpec, cancel?: AbortSignal): Promise<CheckOutcome> {
-  const answer = await instantQuery(spec.url, spec.query, cancel);
+export async function checkPrometheus(spec: PrometheusGateSpec, cancel?: AbortSignal, dispatcher?: Dispatcher): Promise<CheckOutcome> {
+  const answer = await instantQuery(spec.url, spec.query, cancel, dispatcher);
+  if (answer.kind === 'refused') return { status: 'fail', reason: answer.reason, observed: null };
   if (answer.kind === 'unavailable') return { status: 'wait', reason: answer.reason, observed: null };
 
   const { samples, dropped } = answer;
@@ -114,17 +128,19 @@ interface ApiEnvelope {
  * a PromQL parse error), 422 when the expression cannot be executed, 503 on timeout or abort;
  * other codes come from whatever sits in front of Prometheus.
  */
-async function instantQuery(base: string, query: string, cancel?: AbortSignal): Promise<Answer> {
+async function instantQuery(base: string, query: string, cancel?: AbortSignal, dispatcher?: Dispatcher): Promise<Answer> {
   const url = new URL('api/v1/query', base.endsWith('/') ? base : `${base}/`);
   url.searchParams.set('query', query);
   let statusCode: number;
   let text: string;
   try {
-    const res = await request(url, { method: 'GET', headers: { accept: 'application/json' }, signal: requestSignal(QUERY_TIMEOUT_MS, cancel) });
+    const res = await request(url, { method: 'GET', headers: { accept: 'application/json' }, signal: requestSignal(QUERY_TIMEOUT_MS, cancel), ...(dispatcher ? { dispatcher } : {}) });
     statusCode = res.statusCode;
     ({ text } = await readCapped(res.body, MAX_BODY_BYTES));
   } catch (err) {
     if (cancel?.aborted) throw err;
+    const denial = policyDenial(err);
+    if (denial) return { kind: 'refused', reason: `refused by the worker's policy: ${denial.message}` };
     return { kind: 'unavailable', reason: `Prometheus unreachable: ${describeRequestError(err, QUERY_TIMEOUT_MS)}` };
   }
 

@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { activityScope } from '../../policy/enforce.ts';
 import { kubeClients } from '../kube/clients.ts';
 import type { ValueFrom } from './types.ts';
 
@@ -32,6 +33,9 @@ const chompNewline = (s: string) => s.replace(/\r?\n$/, '');
 
 /** Reads the value now (no caching, so a rotated Secret or file is picked up on the next check). */
 export async function resolveValueFrom(ref: ValueFrom): Promise<string> {
+  // the worker's policy lists the references each app may read; its own credentials never are
+  const refused = activityScope()?.reference(ref);
+  if (refused) throw new ValueFromError(`refused by the worker's policy: ${refused}`, false);
   if ('env' in ref) {
     const value = process.env[ref.env];
     if (value === undefined || value === '') {

@@ -1,13 +1,20 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { PatchStrategy, setHeaderOptions, type V1Ingress } from '@kubernetes/client-node';
 import { requireAccess } from './access.ts';
-import { kubeClients } from './clients.ts';
+import { enforceKube } from '../../policy/enforce.ts';
+import { kubeClients as clientsFor } from './clients.ts';
 import { kubeCall } from './errors.ts';
 import { readModifyPatch } from './optimistic.ts';
 import type { IngressRef } from './types.ts';
 
 export const CANARY = 'nginx.ingress.kubernetes.io/canary';
 export const CANARY_WEIGHT = 'nginx.ingress.kubernetes.io/canary-weight';
+
+/** Clients for the canary Ingress, once the worker's policy allows the app to touch it. */
+function kubeClients(context: string | undefined, ref?: IngressRef) {
+  if (ref) enforceKube({ kind: 'Ingress', namespace: ref.namespace, name: ref.name, ...(ref.context ? { context: ref.context } : {}) });
+  return clientsFor(context);
+}
 
 const op = (ref: IngressRef, verb: string, context: string) => ({ verb, resource: 'ingresses.networking.k8s.io', namespace: ref.namespace, name: ref.name, context });
 
@@ -26,7 +33,7 @@ function weightOf(ref: IngressRef, ing: V1Ingress): number | null {
 }
 
 function read(ref: IngressRef) {
-  const clients = kubeClients(ref.context);
+  const clients = kubeClients(ref.context, ref);
   return kubeCall(op(ref, 'get', clients.context), () => clients.networking.readNamespacedIngress({ namespace: ref.namespace, name: ref.name }));
 }
 
@@ -41,7 +48,7 @@ export async function canarySnapshotActivity(ref: IngressRef): Promise<{ weight:
  */
 export async function setCanaryWeightActivity(input: { ingress: IngressRef; weight: number | null }): Promise<{ previous: number | null }> {
   const { ingress: ref, weight } = input;
-  const clients = kubeClients(ref.context);
+  const clients = kubeClients(ref.context, ref);
   const { previous } = await readModifyPatch({
     op: op(ref, 'patch', clients.context),
     read: () => read(ref),
@@ -65,7 +72,7 @@ export async function setCanaryWeightActivity(input: { ingress: IngressRef; weig
 
 /** The canary Ingress exists, the worker may get and patch it, and its weight is readable. */
 export async function canaryPreflightActivity(ref: IngressRef): Promise<void> {
-  const clients = kubeClients(ref.context);
+  const clients = kubeClients(ref.context, ref);
   await requireAccess(clients, { group: 'networking.k8s.io', resource: 'ingresses', namespace: ref.namespace, name: ref.name, verbs: ['get', 'patch'] });
   weightOf(ref, await read(ref));
 }

@@ -1,5 +1,6 @@
 import { pollGate } from '../gates/poll.ts';
 import type { CheckOutcome, GateResult } from '../gates/result.ts';
+import { enforceKube } from '../../policy/enforce.ts';
 import { kubeClients } from './clients.ts';
 import { kubeCall, kubeFailure, statusOf } from './errors.ts';
 import { imageStatus, rolloutStatus, selectorString } from './rollout-status.ts';
@@ -16,6 +17,7 @@ export interface RolloutGateInput {
 /** The rollout gate: `kubectl rollout status`, plus the optional check of the running image. */
 export async function rolloutGateActivity(input: RolloutGateInput): Promise<GateResult> {
   const { deployment: ref } = input;
+  enforceKube({ kind: 'Deployment', namespace: ref.namespace, name: ref.name, ...(ref.context ? { context: ref.context } : {}) });
   const clients = kubeClients(ref.context);
   const op = (verb: string, resource: string) => ({ verb, resource, namespace: ref.namespace, name: ref.name, context: clients.context });
   return pollGate({ name: input.gate, kind: 'rollout' }, input, async (): Promise<CheckOutcome> => {

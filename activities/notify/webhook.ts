@@ -1,5 +1,7 @@
 import { Context, log } from '@temporalio/activity';
-import { request } from 'undici';
+import { request, type Dispatcher } from 'undici';
+import { activityScope } from '../../policy/enforce.ts';
+import { policyDenial } from '../../policy/net.ts';
 import { describeRequestError, requestSignal } from '../gates/request.ts';
 import type { WebhookRef } from '../gates/types.ts';
 import { describeValueFrom, redact, resolveValueFrom, ValueFromError } from '../gates/value-from.ts';
@@ -43,9 +45,19 @@ const BACKOFF_MS = [500, 1_000];
 export async function notify(input: NotifyInput): Promise<NotifyResult> {
   const body = JSON.stringify(input.event);
   const cancel = activitySignal();
+  let scope: ReturnType<typeof activityScope>;
+  try {
+    scope = activityScope();
+  } catch (err) {
+    warn(`webhooks not delivered: ${(err as Error).message}`, { release: input.event.release });
+    return { delivered: 0, failed: input.webhooks?.length ?? 0 };
+  }
+  // every connection passes the policy's host and address checks, as for gates
+  const dispatcher = scope?.guard().dispatcher();
   const outcomes = await Promise.all(
-    (input.webhooks ?? []).map((hook, i) => deliver(hook, i, body, input.event, cancel).catch(() => false)),
+    (input.webhooks ?? []).map((hook, i) => deliver(hook, i, body, input.event, cancel, scope, dispatcher).catch(() => false)),
   );
+  await dispatcher?.close().catch(() => {});
   const delivered = outcomes.filter(Boolean).length;
   return { delivered, failed: outcomes.length - delivered };
 }
@@ -67,7 +79,15 @@ function warn(message: string, attrs: Record<string, unknown>): void {
   }
 }
 
-async function deliver(hook: WebhookRef, index: number, body: string, event: ReleaseEvent, cancel?: AbortSignal): Promise<boolean> {
+async function deliver(
+  hook: WebhookRef,
+  index: number,
+  body: string,
+  event: ReleaseEvent,
+  cancel: AbortSignal | undefined,
+  scope: ReturnType<typeof activityScope>,
+  dispatcher: Dispatcher | undefined,
+): Promise<boolean> {
   const ref = describeValueFrom(hook.urlFrom);
   const attrs = { webhook: index, urlFrom: ref, release: event.release, phase: event.phase };
   let lastError = 'cancelled before sending';
@@ -79,7 +99,14 @@ async function deliver(hook: WebhookRef, index: number, body: string, event: Rel
     attempts = attempt;
     try {
       url = await resolveValueFrom(hook.urlFrom);
+      const refused = scope?.destination(url);
+      if (refused) {
+        lastError = redact(`refused by the worker's policy: ${refused}`, [url]);
+        retry = false;
+        break;
+      }
       const res = await request(url, {
+        ...(dispatcher ? { dispatcher } : {}),
         method: 'POST',
         headers: { 'content-type': 'application/json', 'user-agent': 'hybrid-release' },
         body,
@@ -96,6 +123,9 @@ async function deliver(hook: WebhookRef, index: number, body: string, event: Rel
         retry = err.transient;
       } else if (url === undefined) {
         lastError = 'cannot resolve the URL';
+      } else if (policyDenial(err)) {
+        lastError = redact(`refused by the worker's policy: ${policyDenial(err)!.message}`, [url]);
+        retry = false;
       } else {
         lastError = redact(describeRequestError(err, ATTEMPT_TIMEOUT_MS), [url]);
         if (err instanceof TypeError || (err as { code?: string }).code === 'UND_ERR_INVALID_ARG') retry = false;

@@ -18,6 +18,7 @@ export interface Flags {
   reason?: string;
   as?: string;
   limit?: string;
+  key?: string;
 }
 
 /** Who is asking: --as, else the CI system's user, else the OS user. */
@@ -124,7 +125,7 @@ export async function list(flags: Flags, out: Output): Promise<number> {
 export async function command(cmd: Command, name: string | undefined, flags: Flags, out: Output): Promise<number> {
   const temporal = await connect();
   try {
-    const answer = await sendCommand(releaseHandle(temporal.client, required(name)), cmd, { by: identity(flags), ...(flags.reason ? { reason: flags.reason } : {}) });
+    const answer = await sendCommand(releaseHandle(temporal.client, required(name)), cmd, { by: identity(flags), ...(flags.reason ? { reason: flags.reason } : {}) }, { ...(flags.key ? { key: flags.key } : {}) });
     if (out.json) printJson({ command: cmd, accepted: true, answer });
     else process.stdout.write(`${answer}\n`);
     return EXIT.succeeded;

@@ -11,6 +11,7 @@
  */
 import { performance } from 'node:perf_hooks';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { mockInfo } from '../support/policy.ts';
 import { fluxReadyGateActivity, type FluxReadyInput } from '../../activities/flux/gate.ts';
 import { FLUX_KINDS } from '../../activities/flux/resource.ts';
 import type { FluxTarget } from '../../activities/flux/types.ts';
@@ -52,7 +53,7 @@ try {
       const token = `bench-${i}`;
       const input: FluxReadyInput = { gate: 'bench', target, token, timeoutMs: 30_000, intervalMs: INTERVAL_MS, mode };
       let returnedAt = 0;
-      const waiting = (new MockActivityEnvironment().run(fluxReadyGateActivity, input) as Promise<GateResult>).then((r) => {
+      const waiting = (new MockActivityEnvironment(mockInfo()).run(fluxReadyGateActivity, input) as Promise<GateResult>).then((r) => {
         returnedAt = performance.now();
         return r;
       });

@@ -15,6 +15,7 @@
 import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { mockInfo } from '../support/policy.ts';
 import { chefPin, chefPreflight, chefSnapshot } from '../../activities/chef/index.ts';
 import { fluxApply, fluxPreflight, fluxReadyGate, fluxSnapshot } from '../../activities/flux/index.ts';
 import { canaryPreflight, canarySnapshot, setCanaryWeight } from '../../activities/kube/index.ts';
@@ -37,7 +38,7 @@ const gates = { ready: { fluxReady: { target: 'web' }, timeout: '60s', interval:
 const steps = [{ chef: 'vms' }, { flux: 'web' }, { gate: 'ready' }, { setWeight: 100 }];
 
 /** Runs an activity function the way the worker would: inside an activity Context. */
-const act = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> => new MockActivityEnvironment(undefined, { logger: quietLogger }).run(fn, ...args);
+const act = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> => new MockActivityEnvironment(mockInfo(), { logger: quietLogger }).run(fn, ...args);
 
 /** per workflow run, from its history: events, workflow tasks, time in them, time tasks waited */
 const breakdown: ReturnType<typeof historyTimings>[] = [];

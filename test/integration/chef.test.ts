@@ -13,6 +13,7 @@ import { after, before, describe, it } from 'node:test';
 import { ApplicationFailure } from '@temporalio/activity';
 import type { Logger } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { mockInfo } from '../support/policy.ts';
 import { ChefClient, closeChefPools } from '../../activities/chef/client.ts';
 import { searchNodeFacts, classifyNodes, type SearchMode } from '../../activities/chef/convergence.ts';
 import * as chef from '../../activities/chef/index.ts';
@@ -44,7 +45,7 @@ const logger: Logger = {
   warn: (m, meta) => logger.log('WARN', m, meta),
   error: (m, meta) => logger.log('ERROR', m, meta),
 };
-const activityEnv = () => new MockActivityEnvironment(undefined, { logger });
+const activityEnv = () => new MockActivityEnvironment(mockInfo(), { logger });
 
 /** Runs an activity in a mock activity context (heartbeats, cancellation, logger) outside a worker. */
 function run<A, R>(fn: (input: A) => Promise<R>, input: A): Promise<R> {

@@ -7,6 +7,7 @@
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { mockInfo } from '../support/policy.ts';
 import { DefaultLogger } from '@temporalio/worker';
 import { CancelledFailure } from '@temporalio/activity';
 import * as flux from '../../activities/flux/index.ts';
@@ -259,7 +260,7 @@ describe('reconcile wait', () => {
     const name = uniqueName('ks');
     await seedKustomization(name, {}, manual);
     const target: FluxTarget = { id: 'w', kind: 'Kustomization', namespace: manual, name, images: [{ name: 'x', newTag: '1' }] };
-    const env = new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') });
+    const env = new MockActivityEnvironment(mockInfo(), { logger: new DefaultLogger('ERROR') });
     const pending = env.run(flux.fluxReadyGate, { gate: 'g', target, token: 'never', timeoutMs: 60_000, intervalMs: 1_000 });
     await new Promise((r) => setTimeout(r, 300));
     const started = Date.now();

@@ -4,12 +4,13 @@
  */
 import assert from 'node:assert/strict';
 import { ApplicationFailure } from '@temporalio/activity';
-import { MockActivityEnvironment } from '@temporalio/testing';
 import { DefaultLogger } from '@temporalio/worker';
+import { mockActivityEnv } from './policy.ts';
 
+/** Runs an activity as the worker would for a release of the test app, under the open test policy (support/policy.ts). */
 export function runActivity<A, R>(fn: (input: A) => Promise<R>, input: A): Promise<R> {
   // Failures are asserted on; the SDK's "Activity failed" warnings would only be noise.
-  return new MockActivityEnvironment(undefined, { logger: new DefaultLogger('ERROR') }).run(fn, input) as Promise<R>;
+  return mockActivityEnv({}, { logger: new DefaultLogger('ERROR') }).run(fn, input) as Promise<R>;
 }
 
 export async function rejects(p: Promise<unknown>, check: (e: ApplicationFailure) => void): Promise<void> {

@@ -1,6 +1,7 @@
 import type { Info } from '@temporalio/activity';
 import type { LogLevel, LogMetadata, Logger } from '@temporalio/common';
 import { MockActivityEnvironment } from '@temporalio/testing';
+import { mockInfo } from './policy.ts';
 
 export interface LogEntry {
   level: LogLevel;
@@ -28,7 +29,7 @@ export function activityEnv(info?: Partial<Info>): { env: MockActivityEnvironmen
     warn: at('WARN'),
     error: at('ERROR'),
   };
-  return { env: new MockActivityEnvironment(info, { logger }), logs };
+  return { env: new MockActivityEnvironment(mockInfo(info), { logger }), logs };
 }
 
 /** Awaits a promise that must reject, and returns the rejection for closer inspection. */

@@ -1,8 +1,11 @@
 /**
- * Least-privilege credentials for the Flux/Kubernetes integration tests: applies deploy/rbac.yaml
- * with the admin kubeconfig, mints a ServiceAccount token with the TokenRequest API, and writes a
- * temporary kubeconfig whose contexts use that token — `worker` (current) and `worker-b`, a second
- * context (its own cluster entry) pointing at the same API server, for the multi-cluster paths.
+ * Least-privilege credentials for the Flux/Kubernetes integration tests: the worker's RBAC as
+ * policy/rbac.ts generates it from a policy — here one naming the namespaces each test file
+ * creates (createNamespace grants the worker its namespace-scoped Role there) and the credentials
+ * namespace — applied with the admin kubeconfig; then a ServiceAccount token minted with the
+ * TokenRequest API, in a temporary kubeconfig whose contexts use that token — `worker` (current)
+ * and `worker-b`, a second context (its own cluster entry) pointing at the same API server, for
+ * the multi-cluster paths.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,6 +13,8 @@ import { join } from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments, stringify } from 'yaml';
 import { resetKubeClients } from '../../activities/kube/clients.ts';
+import { rbacObjects } from '../../policy/rbac.ts';
+import { policySchema } from '../../policy/schema.ts';
 import { requireEnv } from './env.ts';
 
 export interface Admin {
@@ -53,12 +58,39 @@ export async function applyManifest(a: Admin, file: string): Promise<void> {
   }
 }
 
+/** A test namespace, in which the worker gets its generated namespace-scoped Role. */
 export async function createNamespace(a: Admin, name: string): Promise<void> {
   await a.core.createNamespace({ body: { metadata: { name, labels: { 'hybrid-release.dev/test': 'true' } } } });
   // The stack runs no kube-controller-manager, which would create this; pods need it.
   await a.core.createNamespacedServiceAccount({ namespace: name, body: { metadata: { name: 'default' } } }).catch((err: { code?: number }) => {
     if (err.code !== 409) throw err;
   });
+  await grantWorker(a, [name]);
+}
+
+/** Namespaces this process granted the worker, so useWorkerIdentity can wait until the grants are in effect. */
+const granted = new Set<string>();
+
+/** The policy the tests' worker RBAC is generated from: these namespaces, any Secret in the credentials namespace. */
+export function rbacTestPolicy(namespaces: string[]) {
+  return policySchema.parse({
+    apiVersion: 'hybrid-release.dev/v1alpha1',
+    kind: 'ReleasePolicy',
+    apps: [{ app: '*', kubernetes: namespaces.length ? [{ namespaces }] : [], references: [{ secret: { namespace: CREDENTIALS_NAMESPACE, name: '*' } }] }],
+  });
+}
+
+/** Applies the worker's generated Role in each namespace (what `npm run policy -- rbac` writes for them). */
+export async function grantWorker(a: Admin, namespaces: string[], sa = WORKER_SA): Promise<void> {
+  for (const obj of rbacObjects(rbacTestPolicy(namespaces), { serviceAccount: sa })) {
+    const md = (obj as { metadata: { namespace?: string } }).metadata;
+    if (md.namespace && namespaces.includes(md.namespace)) await applyObject(a, obj as unknown as k8s.KubernetesObject);
+  }
+  if (sa === WORKER_SA) namespaces.forEach((n) => granted.add(n));
+}
+
+async function applyObject(a: Admin, obj: k8s.KubernetesObject): Promise<void> {
+  await a.objects.patch(obj, undefined, undefined, 'hybrid-release-tests', true, k8s.PatchStrategy.ServerSideApply);
 }
 
 export async function deleteNamespace(a: Admin, name: string): Promise<void> {
@@ -103,14 +135,20 @@ export const WORKER_SA = { namespace: 'hybrid-release', name: 'hybrid-release-wo
 export const CREDENTIALS_NAMESPACE = 'hybrid-release-credentials';
 
 /**
- * Applies deploy/rbac.yaml, points KUBECONFIG at a token of the worker ServiceAccount and resets
- * the activities' client cache, then waits until the RBAC authorizer's cache has the new binding.
+ * Applies the worker's generated RBAC (its namespace, ServiceAccount, the credentials namespace's
+ * Role; the Roles of test namespaces come with createNamespace), points KUBECONFIG at a token of
+ * the worker ServiceAccount and resets the activities' client cache, then waits until the RBAC
+ * authorizer's cache has the new bindings.
  */
 export async function useWorkerIdentity(a: Admin): Promise<string> {
-  await applyManifest(a, new URL('../../deploy/rbac.yaml', import.meta.url).pathname);
+  // the first stage bound a cluster-wide role; it must not linger on a stack that ran it
+  await a.rbac.deleteClusterRoleBinding({ name: 'hybrid-release-worker' }).catch(() => undefined);
+  await a.rbac.deleteClusterRole({ name: 'hybrid-release-worker' }).catch(() => undefined);
+  for (const obj of rbacObjects(rbacTestPolicy([]), { serviceAccount: WORKER_SA })) await applyObject(a, obj as unknown as k8s.KubernetesObject);
   const path = await mintKubeconfig(a, WORKER_SA);
   switchKubeconfig(path);
-  await waitAllowed(path, { group: 'kustomize.toolkit.fluxcd.io', resource: 'kustomizations', verb: 'patch' });
+  await waitAllowed(path, { group: '', resource: 'secrets', verb: 'get', namespace: CREDENTIALS_NAMESPACE });
+  for (const namespace of granted) await waitAllowed(path, { group: 'kustomize.toolkit.fluxcd.io', resource: 'kustomizations', verb: 'patch', namespace });
   return path;
 }
 

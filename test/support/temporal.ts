@@ -5,8 +5,10 @@
  */
 import { Client, Connection } from '@temporalio/client';
 import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime, type Worker } from '@temporalio/worker';
+import type { Policy } from '../../policy/schema.ts';
 import { createWorker } from '../../worker/create.ts';
 import { requireEnv, uniqueName } from './env.ts';
+import { openPolicy } from './policy.ts';
 
 let runtimeInstalled = false;
 
@@ -18,7 +20,8 @@ export interface TestWorker {
   stop(): Promise<void>;
 }
 
-export async function startTestWorker(options: { activities?: object } = {}): Promise<TestWorker> {
+/** `policy`: what the worker enforces (default: the open test policy of support/policy.ts). */
+export async function startTestWorker(options: { activities?: object; policy?: Policy } = {}): Promise<TestWorker> {
   if (!runtimeInstalled) {
     // keep test output readable: failed releases are expected here and asserted on, not logged
     Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } } });
@@ -30,7 +33,7 @@ export async function startTestWorker(options: { activities?: object } = {}): Pr
   const nativeConnection = await NativeConnection.connect({ address });
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace });
-  const worker = await createWorker({ connection: nativeConnection, namespace, taskQueue, ...(options.activities ? { activities: options.activities } : {}) });
+  const worker = await createWorker({ connection: nativeConnection, namespace, taskQueue, policy: options.policy ?? openPolicy(), ...(options.activities ? { activities: options.activities } : {}) });
   const running = worker.run();
   return {
     client,

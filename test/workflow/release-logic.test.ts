@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { WorkflowFailedError, type WorkflowHandle } from '@temporalio/client';
-import { releaseHandle, sendCommand, startRelease } from '../../client/releases.ts';
+import { releaseHandle, sendCommand, signedDecision, startRelease } from '../../client/releases.ts';
 import { type ReleaseStatus, statusQuery, SIGNALS } from '../../workflows/messages.ts';
 import { fakeActivities, newWorld, type World, worldRelease } from '../support/fake-world.ts';
 import { uniqueName } from '../support/env.ts';
@@ -212,7 +212,8 @@ describe('release workflow logic', () => {
     const gates = { slow: { prometheus: { url: 'http://prom:9090', query: 'x', comparison: '<', threshold: 1 }, timeout: '1m', interval: '1s' } };
     const handle = await startRelease(tw.client, canary(app, [{ chef: 'production' }, { gate: 'slow' }, { flux: 'storefront' }], gates), { taskQueue: tw.taskQueue });
     await waitForPhase(handle, 'Verifying');
-    await handle.signal(SIGNALS.abort, { by: 'pager-bot', reason: 'incident' });
+    // a tool that can only signal sends the same signed decision
+    await handle.signal(SIGNALS.abort, (await signedDecision(handle, 'abort', { by: 'pager-bot', reason: 'incident' })).decision);
     const { message, status } = await failure(handle);
     assert.match(message, /aborted by pager-bot: incident/);
     assert.equal(status.phase, 'RolledBack');
