@@ -31,6 +31,7 @@ import { convergeWhenPinned } from '../test/support/chef-client-standin.ts';
 import { startStandIn } from '../test/support/controller-standin.ts';
 import { adminKubeConfig, createCanaryIngress, createDeployment, createKustomization, createNamespace } from '../test/support/seed-kube.ts';
 import { requireEnv } from '../test/support/env.ts';
+import { demoPolicy } from './lib/demo-policy.ts';
 
 const { values: flags } = parseArgs({ options: { 'auto-approve': { type: 'boolean' } } });
 const out = makeOutput('text');
@@ -141,11 +142,13 @@ async function main(): Promise<number> {
   await seed();
   const specFile = writeSpec();
   const input = await loadSpecFile(specFile);
+  // the worker refuses what its policy does not allow: the demo's allows exactly this spec
+  const approvals = demoPolicy(input.spec);
 
   const address = requireEnv('TEMPORAL_ADDRESS');
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
   const native = await NativeConnection.connect({ address });
-  const worker = await createWorker({ connection: native, namespace, taskQueue: TASK_QUEUE });
+  const worker = await createWorker({ connection: native, namespace, taskQueue: TASK_QUEUE, policy: approvals.policy });
   const working = worker.run();
   const standIn = startStandIn({ namespaces: [NS], delayMs: 1500 });
   const connection = await Connection.connect({ address });
@@ -159,6 +162,7 @@ async function main(): Promise<number> {
     const env = `source ${join(requireEnv('KUBECONFIG'), '..', '..', 'env')}`;
     say();
     say(`spec: ${specFile}`);
+    say(`policy: ${approvals.file} (what the worker lets this release touch, and who may decide)`);
     say(`started ${out.bold(handle.workflowId)}`);
     if (link) say(`Temporal UI: ${link}`);
     say();
@@ -170,13 +174,14 @@ async function main(): Promise<number> {
       if (s.phase === 'AwaitingApproval' && !prompted) {
         prompted = true;
         if (flags['auto-approve']) {
-          void sendCommand(handle, 'approve', { by: 'demo', reason: '--auto-approve' }).catch((e) => say(out.red(e.message)));
+          void sendCommand(handle, 'approve', { by: 'demo', reason: '--auto-approve' }, { key: approvals.key }).catch((e) => say(out.red(e.message)));
           return;
         }
         say();
         say(out.yellow('The canary is at 20% and healthy; the release waits for a person. In another terminal:'));
-        say(`  ${env} && node client/bin.ts approve ${APP} --reason "canary looks good"`);
-        say(`  ${env} && node client/bin.ts abort ${APP} --reason "not today"`);
+        say(`  ${env} && node client/bin.ts approve ${APP} --key ${approvals.key} --reason "canary looks good"`);
+        say(`  ${env} && node client/bin.ts abort ${APP} --key ${approvals.key} --reason "not today"`);
+        say(`  (decisions are signed with your SSH key: the demo's policy lists you, ${approvals.you}, with the key above)`);
         say(`  (status: node client/bin.ts status ${APP}; nobody answering within 30m aborts)`);
         say();
       }

@@ -92,7 +92,7 @@ describe('notify (webhooks) against real HTTP receivers', () => {
       assert.equal(warnings.length, 1);
       assert.match(warnings[0]!.message, /^webhook not delivered: connection refused/);
       const { webhook, urlFrom, release, phase, attempts, workflowId } = warnings[0]!.meta as Record<string, unknown>;
-      assert.equal(workflowId, 'test', 'logged through the activity logger, with the workflow ids');
+      assert.equal(workflowId, 'release-activity-tests', 'logged through the activity logger, with the workflow ids');
       assert.deepEqual({ webhook, urlFrom, release, phase, attempts }, {
         webhook: 0,
         urlFrom: `env GATES_TEST_WEBHOOK_${process.pid}_${n - 1}`,

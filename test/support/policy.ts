@@ -10,15 +10,18 @@
  * - the policy tests write strict policies of their own (test/e2e/security.test.ts).
  *
  * Importing this module generates the test key and points HR_SIGNING_KEY at it, so
- * `sendCommand` and the CLI (a child process inherits the variable) sign as the approvers.
+ * `sendCommand` and the CLI (a child process inherits the variable) sign as the approvers; and it
+ * writes the open policy to a file and points HR_POLICY_FILE at it, for worker processes the tests
+ * start (worker/main.ts).
  */
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Info } from '@temporalio/activity';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import type { Logger } from '@temporalio/common';
+import { stringify } from 'yaml';
 import { registerPolicy } from '../../policy/enforce.ts';
 import { type Policy, policySchema } from '../../policy/schema.ts';
 
@@ -77,6 +80,16 @@ export function openPolicy(): Policy {
     ],
   });
 }
+
+/** Writes a policy as the worker reads it from HR_POLICY_FILE; returns the path. */
+export function writePolicyFile(policy: Policy): string {
+  const { source: _source, ...doc } = policy;
+  const path = join(mkdtempSync(join(tmpdir(), 'hr-policy-')), 'policy.yaml');
+  writeFileSync(path, stringify(doc, { lineWidth: 0 }));
+  return path;
+}
+
+process.env.HR_POLICY_FILE = writePolicyFile(openPolicy());
 
 /** MockActivityEnvironment's task queue: activities run in tests outside a worker use this policy. */
 const MOCK_TASK_QUEUE = 'test';
