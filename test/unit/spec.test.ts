@@ -181,6 +181,16 @@ describe('invalid specs name the path of each problem', () => {
     ['webhook inline url', (s) => (s.spec.notifications = { webhooks: [{ url: 'https://hooks.example/x' }] }), 'spec.notifications.webhooks[0].url', /unknown field/],
     ['webhook ref with two kinds', (s) => (s.spec.notifications = { webhooks: [{ urlFrom: { env: 'A', file: '/x' } }] }), 'spec.notifications.webhooks[0].urlFrom', /only one of/],
     ['rollback maxAttempts zero', (s) => (s.spec.rollback = { maxAttempts: 0 }), 'spec.rollback.maxAttempts', /./],
+    // spec strings that would become keys, path segments or recorded secrets
+    ['helm values path through __proto__', (s) => (s.spec.flux[0] = { kind: 'HelmRelease', namespace: 'web', name: 'storefront', values: [{ path: '__proto__.env', value: 'x' }] }), 'spec.flux[0].values[0].path', /"__proto__" is not allowed/],
+    ['helm values path through constructor.prototype', (s) => (s.spec.flux[0] = { kind: 'HelmRelease', namespace: 'web', name: 'storefront', values: [{ path: 'a.constructor.prototype.x', value: 'x' }] }), 'spec.flux[0].values[0].path', /"constructor" is not allowed/],
+    ['cookbook named __proto__', (s) => (s.spec.chef[0].cookbooks = JSON.parse('{"__proto__": "= 1.0.0"}')), 'spec.chef[0].cookbooks.__proto__', /"__proto__" is not allowed as a key/],
+    ['cookbook named ..', (s) => (s.spec.chef[0].cookbooks = { '..': '= 1.0.0' }), 'spec.chef[0].cookbooks[".."]', /"\.\." is not a cookbook name/],
+    ['cookbook named .', (s) => (s.spec.chef[0].cookbooks = { '.': '= 1.0.0' }), 'spec.chef[0].cookbooks["."]', /"\." is not a cookbook name/],
+    ['label key prototype', (s) => (s.metadata.labels = { prototype: 'x' }), 'metadata.labels.prototype', /not allowed as a key/],
+    ['JSON path through __proto__', (s) => (s.spec.gates.probe = { http: { url: 'https://x.example/v', json: { '$.__proto__.x': 1 } } }), 'spec.gates.probe.http.json["$.__proto__.x"]', /not allowed/],
+    ['credentials in a chef server URL', (s) => (s.spec.chef[0].serverUrl = 'https://deployer:hunter2@chef.example.com'), 'spec.chef[0].serverUrl', /"https:\/\/\*\*\*@chef\.example\.com" carries credentials/],
+    ['a token in a gate URL', (s) => (s.spec.gates.probe = { http: { url: 'https://x.example/v?access_token=abc123' } }), 'spec.gates.probe.http.url', /carries a credential in its query string \(access_token=…\)/],
   ];
   it('has at least 40 cases', () => assert.ok(cases.length >= 40));
   for (const [name, mutate, path, message] of cases) {
