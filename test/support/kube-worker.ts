@@ -159,7 +159,7 @@ export function switchKubeconfig(path: string): void {
 }
 
 /** RBAC changes reach the authorizer through an informer: wait for them instead of racing. */
-export async function waitAllowed(kubeconfig: string, attrs: { group: string; resource: string; verb: string; namespace?: string }): Promise<void> {
+export async function waitAllowed(kubeconfig: string, attrs: { group: string; resource: string; verb: string; namespace?: string; name?: string }): Promise<void> {
   const config = new k8s.KubeConfig();
   config.loadFromFile(kubeconfig);
   const authz = config.makeApiClient(k8s.AuthorizationV1Api);
