@@ -17,7 +17,11 @@ import type { ReleaseState } from './state.ts';
 
 const RUNNING: readonly Phase[] = ['Pending', 'Preflight', 'Applying', 'Verifying', 'Paused', 'AwaitingApproval'];
 
-/** Refused decisions recorded per release; beyond it they are refused without a record (history stays bounded). */
+/**
+ * Refused decisions recorded per release. Beyond it, refusals are no longer recorded and a decision
+ * without a signature is refused at once (history stays bounded); signed decisions are still checked,
+ * so a flood of unsigned ones cannot lock the approvers out.
+ */
 const MAX_REFUSALS_RECORDED = 20;
 
 const identity = proxyLocalActivities<typeof activities>({
@@ -95,7 +99,10 @@ export function installControls(release: ReleaseState, onAbort: () => void): voi
   let refusals = 0;
 
   const record = (command: Command, d: Decision, via: 'update' | 'signal', accepted: boolean, note: string, key?: string) => {
-    if (!accepted) refusals++;
+    if (!accepted) {
+      if (refusals >= MAX_REFUSALS_RECORDED) return;
+      if (++refusals === MAX_REFUSALS_RECORDED) note += ` (the ${MAX_REFUSALS_RECORDED}th refused decision: further refusals are not recorded, and unsigned decisions are refused at once)`;
+    }
     const by = typeof d?.by === 'string' && d.by ? d.by.slice(0, 100) : '(unknown)';
     const reason = typeof d?.reason === 'string' && d.reason ? d.reason.slice(0, 1000) : undefined;
     release.recordDecision({ command, by, ...(reason ? { reason } : {}), ...(key ? { key } : {}), via, accepted, note });
@@ -136,12 +143,12 @@ export function installControls(release: ReleaseState, onAbort: () => void): voi
         validator: (d: Decision) => {
           const why = refusal(release, command, d);
           if (why) throw refused(why);
-          if (refusals >= MAX_REFUSALS_RECORDED) throw refused(`${refusals} decisions on this release were refused already; no more are taken (sign with your key: see README, Security model)`);
+          if (refusals >= MAX_REFUSALS_RECORDED && !d.proof) throw refused('unsigned: a decision counts only when signed with your SSH key (README, Security model)');
         },
       },
     );
     setHandler(SIGNALS[command], async (d: Decision) => {
-      if (refusals >= MAX_REFUSALS_RECORDED) return;
+      if (refusals >= MAX_REFUSALS_RECORDED && !d?.proof) return;
       const why = refusal(release, command, d);
       if (why) return record(command, d, 'signal', false, `ignored: ${why}`);
       const proven = await verify(command, d);

@@ -37,6 +37,9 @@ export async function httpGate(input: GateRun & { http: HttpGateSpec }): Promise
   const scope = activityScope();
   const refused = scope?.destination(http.url);
   if (refused) throw denied(`gate ${input.gate}: GET ${displayUrl(http.url)}: ${refused}`);
+  if (scope && http.insecureSkipVerify && Object.keys(http.headers ?? {}).length > 0) {
+    throw denied(`gate ${input.gate}: a gate that sends headers must verify TLS (insecureSkipVerify would send them to whoever answers)`);
+  }
   const caRefused = http.caFile ? scope?.reference({ file: http.caFile }) : undefined;
   if (caRefused) throw denied(`gate ${input.gate}: caFile: ${caRefused}`);
   const dispatcher = await makeDispatcher(http, scope?.guard());

@@ -415,4 +415,19 @@ describe('decisions need a proven identity', () => {
     const fingerprint = parsePublicKey(alice.publicKey).fingerprint;
     assert.deepEqual([final.decisions[3]!.key, final.decisions[4]!.key], [fingerprint, fingerprint], "alice's verified key is recorded");
   });
+
+  it('a flood of unsigned decisions is recorded up to a bound and cannot lock the approvers out', async () => {
+    const app = await seedApp('flood');
+    const handle = await tw.client.workflow.start('releaseV2', { workflowId: `release-${app}`, taskQueue: tw.taskQueue, args: [{ spec: specFor(app, { steps: [{ pause: {} }, { chef: 'vms' }, { flux: 'web' }] }) } as never] });
+    await waitAwaiting(handle);
+    for (let i = 0; i < 22; i++) await refusedUpdate(handle.executeUpdate(UPDATES.approve, { args: [{ by: 'alice', reason: `spam ${i}` }] }), /unsigned/);
+    const held = await handle.query(statusQuery);
+    assert.equal(held.decisions.length, 20, 'refusals recorded up to the bound');
+    assert.match(held.decisions[19]!.note!, /further refusals are not recorded/);
+    const run = { workflowId: handle.workflowId, runId: handle.firstExecutionRunId };
+    assert.match(await handle.executeUpdate(UPDATES.approve, { args: [await signDecision(run, 'approve', { by: 'alice' }, alice.path)] }), /approved by alice/);
+    const final = (await handle.result()) as ReleaseStatus;
+    assert.equal(final.phase, 'Succeeded');
+    assert.deepEqual(final.decisions.filter((d) => d.accepted).map((d) => [d.command, d.by]), [['approve', 'alice']]);
+  });
 });
