@@ -19,8 +19,9 @@ const MAX_REDIRECTS = 5;
  * HTTP probe gate. Per check: the expected status, then each JSON field. The worker's policy
  * decides first: the URL's host must be one the app may reach, header values and caFile must be
  * references it may read, and every connection (redirects included) is checked where it is made.
- * Only whether each JSON field matched is recorded, never the value the endpoint answered. Everything that can still
- * change (wrong status, wrong field, timeouts, connection and TLS errors) is a `wait` with a plain
+ * Only whether each JSON field matched is recorded, never the value the endpoint answered.
+ *
+ * Everything that can still change (wrong status, wrong field, timeouts, connection and TLS errors) is a `wait` with a plain
  * reason, so the gate fails at its deadline with the last thing it saw. A header reference that
  * cannot be resolved for good (variable unset, Secret or key missing) is a hard failure: waiting
  * will not set it.
