@@ -8,7 +8,7 @@
  * and no byte of a foreign response appears in the status or the history.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { copyFileSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -28,6 +28,7 @@ import { adminClient, chefServerEnv, createEnvironment, uploadCookbook } from '.
 import { uniqueName } from '../support/env.ts';
 import { approversWith, makePolicy, newKeyPair } from '../support/policy.ts';
 import { adminKubeConfig, createHelmRelease, createKustomization, createNamespace } from '../support/seed-kube.ts';
+import { cachedBinaries } from '../../scripts/lib/paths.ts';
 import { startTestWorker, type TestWorker } from '../support/temporal.ts';
 
 const bin = fileURLToPath(new URL('../../client/bin.ts', import.meta.url));
@@ -292,6 +293,16 @@ describe('a release spec is untrusted input', () => {
     await assertRefused(raw, await failedStatus(handle), /the release spec is not valid .*"__proto__" is not allowed/);
     await unchanged(raw);
     assert.equal(({} as Record<string, unknown>).env, undefined, "the worker's Object.prototype is untouched");
+  });
+
+  it('the Temporal CLI (`temporal workflow start`, the spec as JSON input): the same admission', async () => {
+    const app = await seedApp('tctl');
+    const file = join(dir, `${app}-input.json`);
+    writeFileSync(file, JSON.stringify(specFor(app, { gates: { meta: { http: { url: 'http://169.254.169.254/latest/api/token' } } }, steps: [{ chef: 'vms' }, { flux: 'web' }, { gate: 'meta' }] })));
+    const args = ['workflow', 'start', '--type', 'releaseV2', '--task-queue', tw.taskQueue, '--workflow-id', `release-${app}`, '--input-file', file, '--address', process.env.TEMPORAL_ADDRESS!, '--namespace', tw.namespace];
+    await new Promise<void>((resolve, reject) => execFile(cachedBinaries.temporal, args, { env: { ...process.env, TEMPORAL_API_KEY: '' } }, (err, _o, stderr) => (err ? reject(new Error(`${err.message}: ${stderr}`)) : resolve())));
+    await assertRefused(app, await failedStatus(tw.client.workflow.getHandle(`release-${app}`)), /169\.254\.169\.254:80 is not listed .*a cloud metadata address/);
+    await unchanged(app);
   });
 
   it('a raw start whose input fails the schema, or runs under another workflow id: refused, nothing changed', async () => {
