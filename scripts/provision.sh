@@ -26,7 +26,9 @@ apt_packages() {
   command -v goiardi >/dev/null || missing+=(goiardi)
   command -v prometheus >/dev/null || missing+=(prometheus)
   command -v openssl >/dev/null || missing+=(openssl)
-  if [ ${#missing[@]} -eq 0 ]; then echo "    goiardi, prometheus, openssl: installed"; return; fi
+  # ssh-keygen signs approvers' decisions (tests, demo) as users' own keys do
+  command -v ssh-keygen >/dev/null || missing+=(openssh-client)
+  if [ ${#missing[@]} -eq 0 ]; then echo "    goiardi, prometheus, openssl, ssh-keygen: installed"; return; fi
   echo "    installing ${missing[*]} with apt-get"
   local sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   # the Debian prometheus package would start a system service; a policy-rc.d may forbid that,
