@@ -163,7 +163,8 @@ export class AppScope {
     const problems: string[] = [];
     const cookbooks = Object.keys(t.cookbooks).filter((cb) => !envRules.some((r) => anyMatch(r.cookbooks, cb)));
     if (cookbooks.length) problems.push(`cookbook${cookbooks.length > 1 ? 's' : ''} ${cookbooks.join(', ')} in ${t.environment} on ${server}: not among the ${this.rule('Chef cookbooks')}`);
-    const reserved = 'keyFile' in t.credentials ? reservedReference({ keyFile: t.credentials.keyFile }) : undefined;
+    const c = t.credentials;
+    const reserved = 'keyFile' in c ? reservedReference({ keyFile: c.keyFile }) : 'secret' in c ? reservedReference({ secret: { ...c.secret, key: '' } }) : undefined;
     if (reserved) problems.push(`Chef credentials: ${reserved}`);
     else if (!envRules.some((r) => r.credentials.some((c) => credentialOk(c, t.credentials)))) {
       problems.push(`Chef credentials ${describeCredentials(t.credentials)} are not among the ${this.rule('Chef credentials')} for ${t.environment} on ${server}`);

@@ -444,9 +444,11 @@ describe('credentials by reference', () => {
       // the worker may read Secrets only in namespaces bound for Chef credentials
       const denied = await failure(run(chef.chefSnapshot, { ...targetFor(server, name, {}), credentials: { secret: { name: names.knife!, namespace: 'default' } } }));
       assert.equal(denied.type, 'KubeDenied');
-      // nor in its own namespace, where its Temporal credentials live: a spec cannot name those
+      // nor in its own namespace, where its Temporal credentials live: a spec cannot name those (the
+      // policy refuses them before the API server would; test/integration/rbac.test.ts shows the 403)
       const own = await failure(run(chef.chefSnapshot, { ...targetFor(server, name, {}), credentials: { secret: { name: 'hybrid-release-temporal', namespace: WORKER_SA.namespace } } }));
-      assert.equal(own.type, 'KubeDenied');
+      assert.equal(own.type, 'PolicyDenied');
+      assert.match(own.message, /Secrets in the worker's own namespace hybrid-release are never a reference/);
       for (const e of [incomplete, missing, denied, own]) assertNoKeyIn(e.message);
     } finally {
       for (const n of Object.values(names)) await a.core.deleteNamespacedSecret({ name: n, namespace: ns }).catch(() => undefined);

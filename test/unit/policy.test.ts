@@ -103,6 +103,8 @@ describe('what an app may touch', () => {
     assert.match(storefront.chef({ ...t, credentials: { secret: { namespace: 'hybrid-release-credentials', name: 'payments-chef' } } })[0]!, /Chef credentials Secret hybrid-release-credentials\/payments-chef are not among the Chef credentials/);
     assert.match(storefront.chef({ ...t, credentials: { keyFile: '/etc/hybrid-release/chef/../chef/../payments.pem', clientName: 'deployer' } })[0]!, /not among the Chef credentials/);
     assert.match(storefront.chef({ ...t, credentials: { keyFile: '/var/run/secrets/kubernetes.io/serviceaccount/token', clientName: 'deployer' } })[0]!, /worker's own credentials and is never a reference/);
+    const open = parsePolicy(`apiVersion: hybrid-release.dev/v1alpha1\nkind: ReleasePolicy\napps: [{ app: "*", chef: [{ server: "*", environments: ["*"], cookbooks: ["*"], credentials: [{ secret: { namespace: "*", name: "*" } }] }] }]\n`, 'open');
+    assert.match(new AppScope(open, 'x').chef({ ...t, credentials: { secret: { namespace: 'hybrid-release', name: 'hybrid-release-worker' } } })[0]!, /Secrets in the worker's own namespace hybrid-release are never a reference/);
   });
 
   it("references: only the policy's, and the worker's own credentials never, whatever the policy says", () => {
