@@ -6,7 +6,7 @@
 import type { KeyObject } from 'node:crypto';
 import { ApplicationFailure } from '@temporalio/activity';
 import { Pool } from 'undici';
-import { signRequest, type SignProtocol } from './sign.ts';
+import { chefTimestamp, signRequest, type SignProtocol } from './sign.ts';
 
 /** Failure types the workflow can match on. */
 export const CHEF_AUTH = 'ChefAuth';
@@ -35,6 +35,8 @@ export interface ChefClientOptions {
   timeoutMs?: number;
   /** X-Ops-Server-API-Version; 1 keeps the classic object shapes on every server version */
   serverApiVersion?: string;
+  /** the clock requests are signed with (X-Ops-Timestamp); default the machine's. A simulated node passes its own, possibly skewed, clock */
+  clock?: () => Date;
 }
 
 export interface RequestOptions {
@@ -47,10 +49,13 @@ export interface RequestOptions {
   object: string;
   /** what to do when the object does not exist */
   notFoundHint?: string;
+  /** extra request headers, e.g. X-Ops-Reporting-Protocol-Version for the reporting API */
+  headers?: Record<string, string>;
   signal?: AbortSignal;
 }
 
-const CHEF_VERSION = '18.5.0';
+/** the chef-client version requests announce (X-Chef-Version) */
+export const CHEF_VERSION = '18.5.0';
 const DEFAULT_TIMEOUT_MS = 30_000;
 
 const pools = new Map<string, Pool>();
@@ -83,12 +88,20 @@ function serverSays(text: string): string {
   try {
     const body = JSON.parse(text) as { error?: unknown; error_messages?: unknown };
     const e = body.error ?? body.error_messages;
-    if (Array.isArray(e)) return e.map(String).join('; ');
+    // goiardi's depsolver answers 412 with an array of objects ({message, non_existent_cookbooks, …})
+    if (Array.isArray(e)) return e.map((x) => (x && typeof x === 'object' ? describeErrorObject(x as Record<string, unknown>) : String(x))).join('; ');
     if (typeof e === 'string') return e;
   } catch {
     // not JSON: fall through to the raw text
   }
   return text.replace(/\s+/g, ' ').trim().slice(0, 300);
+}
+
+function describeErrorObject(x: Record<string, unknown>): string {
+  const message = typeof x.message === 'string' ? x.message : '';
+  const rest = Object.entries(x).filter(([k, v]) => k !== 'message' && !(Array.isArray(v) && v.length === 0) && v !== '' && v != null);
+  const extra = rest.map(([k, v]) => `${k}: ${typeof v === 'string' ? v : JSON.stringify(v)}`).join(', ');
+  return message && extra ? `${message} (${extra})` : message || extra;
 }
 
 export class ChefClient {
@@ -100,6 +113,7 @@ export class ChefClient {
   readonly identity: ChefIdentity;
   readonly timeoutMs: number;
   readonly serverApiVersion: string;
+  readonly clock: () => Date;
 
   constructor(options: ChefClientOptions) {
     let url: URL;
@@ -126,6 +140,7 @@ export class ChefClient {
     this.protocol = options.protocol ?? '1.1';
     this.timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.serverApiVersion = options.serverApiVersion ?? '1';
+    this.clock = options.clock ?? (() => new Date());
   }
 
   get<T>(path: string, options: RequestOptions): Promise<T> {
@@ -147,6 +162,31 @@ export class ChefClient {
    * sandbox upload locations).
    */
   async request<T>(method: string, path: string, options: RequestOptions): Promise<T> {
+    const { status, bytes } = await this.send(method, path, options);
+    const text = bytes.toString('utf8');
+    if (status >= 200 && status < 300) {
+      if (!text) return undefined as T;
+      try {
+        return JSON.parse(text) as T;
+      } catch {
+        throw ApplicationFailure.create({
+          type: CHEF_UNAVAILABLE,
+          nonRetryable: false,
+          message: `Chef server ${this.serverUrl}: ${method} ${options.object} answered ${status} with a body that is not JSON (a proxy in the way?): ${text.slice(0, 200)}`,
+        });
+      }
+    }
+    throw this.statusFailure(method, options, status, serverSays(text));
+  }
+
+  /** GET of a body that is not JSON (a cookbook file from the server's file store), as bytes. */
+  async getBytes(path: string, options: RequestOptions): Promise<Buffer> {
+    const { status, bytes } = await this.send('GET', path, options);
+    if (status >= 200 && status < 300) return bytes;
+    throw this.statusFailure('GET', options, status, serverSays(bytes.toString('utf8')));
+  }
+
+  private async send(method: string, path: string, options: RequestOptions): Promise<{ status: number; bytes: Buffer }> {
     const fullPath = path.startsWith('/') ? path : `${this.basePath}/${path}`;
     const query = options.query
       ? '?' + new URLSearchParams(Object.entries(options.query).map(([k, v]): [string, string] => [k, String(v)])).toString()
@@ -161,6 +201,7 @@ export class ChefClient {
       Accept: 'application/json',
       'X-Chef-Version': CHEF_VERSION,
       'X-Ops-Server-API-Version': this.serverApiVersion,
+      ...options.headers,
       ...signRequest({
         method,
         path: fullPath,
@@ -169,36 +210,21 @@ export class ChefClient {
         protocol: this.protocol,
         key: this.identity.key,
         serverApiVersion: this.serverApiVersion,
+        timestamp: chefTimestamp(this.clock()),
       }),
     };
     if (body) headers['Content-Type'] = options.raw?.contentType ?? 'application/json';
 
     const deadline = AbortSignal.timeout(this.timeoutMs);
     const signal = options.signal ? AbortSignal.any([options.signal, deadline]) : deadline;
-    let status: number;
-    let text: string;
     try {
       const res = await poolFor(this.origin).request({ method, path: fullPath + query, headers, body, signal });
-      status = res.statusCode;
-      text = await res.body.text();
+      return { status: res.statusCode, bytes: Buffer.from(await res.body.arrayBuffer()) };
     } catch (err) {
       // the activity was cancelled: let Temporal see the cancellation, not a server failure
       if (options.signal?.aborted) throw err;
       throw this.transportFailure(method, options.object, err, deadline.aborted);
     }
-    if (status >= 200 && status < 300) {
-      if (!text) return undefined as T;
-      try {
-        return JSON.parse(text) as T;
-      } catch {
-        throw ApplicationFailure.create({
-          type: CHEF_UNAVAILABLE,
-          nonRetryable: false,
-          message: `Chef server ${this.serverUrl}: ${method} ${options.object} answered ${status} with a body that is not JSON (a proxy in the way?): ${text.slice(0, 200)}`,
-        });
-      }
-    }
-    throw this.statusFailure(method, options, status, serverSays(text));
   }
 
   private transportFailure(method: string, object: string, err: unknown, timedOut: boolean): ApplicationFailure {
