@@ -4,6 +4,7 @@
  *   npm run stack -- up     [--only temporal,chef,kube,prometheus]
  *   npm run stack -- down   [--only ...]
  *   npm run stack -- status
+ *   npm run stack -- nodes add|fault|remove|list …   (the Chef fleet simulator, scripts/fleet/)
  *
  * `up` reuses whatever still runs and answers, starts the rest on free loopback ports, waits
  * until each really answers and writes .stack/env. `down` stops only what `up` recorded in
@@ -11,6 +12,8 @@
  */
 import { join } from 'node:path';
 import { chef } from './stack/chef.ts';
+import { fleet } from './stack/fleet.ts';
+import { nodesCommand } from './fleet/cli.ts';
 import { etcd, kubeApiserver } from './stack/kube.ts';
 import { exporter, prometheus } from './stack/prometheus.ts';
 import type { Service } from './stack/service.ts';
@@ -20,7 +23,7 @@ import { runs, stopGroup } from './lib/proc.ts';
 import { loadLastPorts, loadState, rememberPorts, saveState, writeEnvFile } from './lib/state.ts';
 
 // start order: dependencies first (etcd before the apiserver, exporter before prometheus)
-const services: Service[] = [temporal, chef, etcd, kubeApiserver, exporter, prometheus];
+const services: Service[] = [temporal, chef, fleet, etcd, kubeApiserver, exporter, prometheus];
 const groups = ['temporal', 'chef', 'kube', 'prometheus'] as const;
 const startTimeoutMs = Number(process.env.STACK_START_TIMEOUT_MS ?? 120_000);
 
@@ -144,13 +147,14 @@ function fmtPorts(ports: Record<string, number>): string {
 
 const [command, ...rest] = process.argv.slice(2);
 try {
-  const only = parseOnly(rest);
-  if (command === 'up') await up(only);
+  const only = command === 'nodes' ? new Set<string>() : parseOnly(rest);
+  if (command === 'nodes') process.exitCode = await nodesCommand(rest);
+  else if (command === 'up') await up(only);
   else if (command === 'down') await down(only);
   else if (command === 'status') process.exitCode = await status();
   else if (command === 'running-groups') console.log((await runningGroups()).join(','));
   else {
-    console.error('usage: npm run stack -- up|down|status [--only temporal,chef,kube,prometheus]');
+    console.error('usage: npm run stack -- up|down|status [--only temporal,chef,kube,prometheus]\n       npm run stack -- nodes add|fault|remove|list … (see docs/stack.md)');
     process.exitCode = 2;
   }
 } catch (err) {

@@ -29,6 +29,9 @@ export const chef: Service = {
       '-D', join(dir, 'data.bin'),
       '-i', join(dir, 'index.bin'),
       '-F', '2',
+      // every chef-client run of the fleet simulator leaves a run report (goiardi keeps them in
+      // memory and scans them all per reporting query): keep two hours, longer than any local gate
+      '--purge-reports-after', '2h',
       '--local-filestore-dir', join(dir, 'files'),
       '-g', 'info',
     ];

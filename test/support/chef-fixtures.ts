@@ -64,36 +64,54 @@ export async function deleteEnvironment(client: ChefClient, name: string): Promi
   await client.delete(`environments/${seg(name)}`, { object: `environment ${name}` }).catch(() => undefined);
 }
 
-/** Uploads one cookbook version with a single file, through a sandbox like `knife cookbook upload`. */
-export async function uploadCookbook(client: ChefClient, name: string, version: string): Promise<void> {
-  const content = Buffer.from(`name "${name}"\nversion "${version}"\n`, 'utf8');
-  const md5 = createHash('md5').update(content).digest('hex');
+export interface CookbookContent {
+  /**
+   * recipes/default.rb; default: one harmless resource. A recipe with `raise "message"` is how a
+   * cookbook version marks itself failing for the fleet simulator (scripts/fleet/recipes.ts).
+   */
+  recipe?: string;
+  /** more recipes: name -> content (recipes/NAME.rb) */
+  recipes?: Record<string, string>;
+  /** metadata dependencies: cookbook -> constraint; one nothing satisfies makes the depsolver answer 412 */
+  dependencies?: Record<string, string>;
+}
+
+/** Uploads one cookbook version (metadata.rb and its recipes) through a sandbox, like `knife cookbook upload`. */
+export async function uploadCookbook(client: ChefClient, name: string, version: string, content: CookbookContent = {}): Promise<void> {
+  const deps = content.dependencies ?? {};
+  const metadata = [`name "${name}"`, `version "${version}"`, ...Object.entries(deps).map(([d, c]) => `depends "${d}", "${c}"`)].join('\n') + '\n';
+  const files = [
+    { segment: 'root_files', name: 'metadata.rb', path: 'metadata.rb', bytes: Buffer.from(metadata, 'utf8') },
+    ...Object.entries({ default: content.recipe ?? `log "${name} ${version} converged"\n`, ...content.recipes }).map(([r, text]) => ({
+      segment: 'recipes',
+      name: `${r}.rb`,
+      path: `recipes/${r}.rb`,
+      bytes: Buffer.from(text, 'utf8'),
+    })),
+  ].map((f) => ({ ...f, md5: createHash('md5').update(f.bytes).digest('hex') }));
   const sandbox = await client.post<{ sandbox_id: string; checksums: Record<string, { url?: string; needs_upload: boolean }> }>('sandboxes', {
     object: `sandbox for cookbook ${name} ${version}`,
-    body: { checksums: { [md5]: null } },
+    body: { checksums: Object.fromEntries(files.map((f) => [f.md5, null])) },
   });
-  const slot = sandbox.checksums[md5];
-  if (slot?.needs_upload && slot.url) {
-    // the server builds the URL from its own host name; only the path is ours to use
-    await client.put(new URL(slot.url).pathname, {
-      object: `file ${md5} of cookbook ${name} ${version}`,
-      raw: { bytes: content, contentType: 'application/x-binary' },
-    });
+  for (const f of files) {
+    const slot = sandbox.checksums[f.md5];
+    if (slot?.needs_upload && slot.url) {
+      // the server builds the URL from its own host name; only the path is ours to use
+      await client.put(new URL(slot.url).pathname, { object: `file ${f.path} of cookbook ${name} ${version}`, raw: { bytes: f.bytes, contentType: 'application/x-binary' } });
+    }
   }
   await client.put(`sandboxes/${seg(sandbox.sandbox_id)}`, { object: `sandbox ${sandbox.sandbox_id}`, body: { is_completed: true } });
-  await client.put(`cookbooks/${seg(name)}/${seg(version)}`, {
-    object: `cookbook ${name} ${version}`,
-    body: {
-      name: `${name}-${version}`,
-      cookbook_name: name,
-      version,
-      json_class: 'Chef::CookbookVersion',
-      chef_type: 'cookbook_version',
-      'frozen?': false,
-      metadata: { name, version, dependencies: {} },
-      root_files: [{ name: 'metadata.rb', path: 'metadata.rb', checksum: md5, specificity: 'default' }],
-    },
-  });
+  const body: Record<string, unknown> = {
+    name: `${name}-${version}`,
+    cookbook_name: name,
+    version,
+    json_class: 'Chef::CookbookVersion',
+    chef_type: 'cookbook_version',
+    'frozen?': false,
+    metadata: { name, version, dependencies: deps, recipes: Object.fromEntries(files.filter((f) => f.segment === 'recipes').map((f) => [`${name}::${f.name.slice(0, -3)}`, ''])) },
+  };
+  for (const f of files) ((body[f.segment] ??= []) as unknown[]).push({ name: f.name, path: f.path, checksum: f.md5, specificity: 'default' });
+  await client.put(`cookbooks/${seg(name)}/${seg(version)}`, { object: `cookbook ${name} ${version}`, body });
 }
 
 export interface NodeSeed {
