@@ -223,6 +223,39 @@ const prometheusGate = z.strictObject({
   onEmpty: z.enum(['fail', 'pass', 'wait'], { error: 'onEmpty must be fail, pass or wait' }).default('wait'),
 });
 
+/**
+ * Chef node convergence (activities/chef/convergence.ts has the rules). The percentage counts the
+ * environment's nodes that use the release's cookbooks and are not stale; stale nodes (no
+ * successful chef-client run within staleAfter: decommissioned or broken VMs whose node objects
+ * remain) are listed apart and count only with includeStale. So the default minPercent 100 means
+ * "every live node", and a dead VM neither blocks the release nor counts as converged.
+ */
+const chefConvergenceGate = z
+  .strictObject({
+    target: id,
+    minPercent: z
+      .number({ error: 'minPercent must be a number from 1 to 100' })
+      .min(1, { error: 'minPercent must be at least 1 (percent of the live nodes that must converge)' })
+      .max(100, { error: 'minPercent must be at most 100 (percent of the live nodes that must converge)' })
+      .default(100),
+    maxFailed: z
+      .int({ error: 'maxFailed must be a whole number (failed nodes tolerated before the gate fails)' })
+      .min(0, { error: 'maxFailed must be 0 or more (failed nodes tolerated before the gate fails)' })
+      .default(0),
+    staleAfter: duration.default('1h'),
+    includeStale: z.boolean({ error: 'includeStale must be true or false' }).default(false),
+    maxClockSkew: duration
+      .refine((d) => parseDuration(d)! <= 15 * 60_000, {
+        error: (i) => `${show(i.input)} is more than 15m: Chef servers refuse signed requests from clocks more than 15 minutes off, so no node that saves itself is further off`,
+      })
+      .default('5m'),
+  })
+  .superRefine((g, ctx) => {
+    if (parseDuration(g.staleAfter)! <= parseDuration(g.maxClockSkew)!) {
+      ctx.addIssue({ code: 'custom', path: ['staleAfter'], message: `staleAfter (${g.staleAfter}) must be longer than maxClockSkew (${g.maxClockSkew}): give it at least the nodes' chef-client interval plus splay` });
+    }
+  });
+
 const GATE_KINDS = ['fluxReady', 'rollout', 'http', 'prometheus', 'chefConvergence'] as const;
 export type GateKind = (typeof GATE_KINDS)[number];
 
@@ -232,7 +265,7 @@ export const gate = z
     rollout: deploymentRef.optional(),
     http: httpGate.optional(),
     prometheus: prometheusGate.optional(),
-    chefConvergence: z.strictObject({ target: id, minPercent: z.number().min(1).max(100).default(100) }).optional(),
+    chefConvergence: chefConvergenceGate.optional(),
     timeout: duration.default('5m'),
     interval: duration.default('10s'),
     successes: z.int().min(1).max(1000).default(1),

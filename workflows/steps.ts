@@ -4,6 +4,7 @@
  * still undone.
  */
 import { ActivityFailure, ApplicationFailure, CancellationScope, condition, sleep, workflowInfo } from '@temporalio/workflow';
+import type { ChefPinResult } from '../activities/chef/index.ts';
 import type { GateResult } from '../activities/gates/result.ts';
 import { formatDuration, parseDuration } from '../release-spec/duration.ts';
 import { gateSummary, gateTiming, type PlanStep } from '../release-spec/plan.ts';
@@ -17,7 +18,10 @@ export interface Run {
   saga: Saga;
   /** reconcile token requested for each Flux target, so its gate waits for this release's reconcile */
   tokens: Map<string, string>;
-  /** when each Chef target was pinned (epoch ms), so convergence counts only later chef-client runs */
+  /**
+   * when each Chef target's pin landed on the server (epoch ms, chefPin's landedAt; the workflow's
+   * clock before the pin for results without it), so convergence counts only later chef-client runs
+   */
   pinnedAt: Map<string, number>;
   /** change index of the canary weight, registered once with the weight from before the release */
   canaryChange?: number;
@@ -44,7 +48,10 @@ export async function applyChef(run: Run, index: number, step: Step<'chef'>): Pr
     run: () => undo.chefRestore.executeWithOptions({ summary: restoreSummary, retry: { maximumAttempts: maxAttempts(run) } }, [{ target, previous }]),
   });
   run.pinnedAt.set(target.id, epochMs());
-  await writes.chefPin.executeWithOptions({ summary: step.summary }, [target]);
+  const pinned = await writes.chefPin.executeWithOptions({ summary: step.summary }, [target]);
+  // results recorded before landedAt existed hold only the previous pins: keep the workflow's clock then
+  const landedAt = (pinned as Partial<ChefPinResult> | undefined)?.landedAt;
+  if (typeof landedAt === 'number') run.pinnedAt.set(target.id, landedAt);
   run.release.updateChange(change, { state: 'applied' });
 }
 
@@ -134,7 +141,20 @@ async function checkGate(run: Run, index: number, name: string): Promise<void> {
       result = await gates.fluxReadyGate.executeWithOptions(options, [{ gate: name, target, token: run.tokens.get(target.id)!, timeoutMs: timing.timeoutMs, intervalMs: timing.intervalMs }]);
     } else if (g.chefConvergence) {
       const target = body.chef.find((t) => t.id === g.chefConvergence!.target)!;
-      result = await gates.chefConvergenceGate.executeWithOptions(options, [{ gate: name, target, since: run.pinnedAt.get(target.id)!, minPercent: g.chefConvergence.minPercent, ...timing }]);
+      const c = g.chefConvergence;
+      result = await gates.chefConvergenceGate.executeWithOptions(options, [
+        {
+          gate: name,
+          target,
+          since: run.pinnedAt.get(target.id)!,
+          minPercent: c.minPercent,
+          maxFailed: c.maxFailed,
+          staleAfterMs: parseDuration(c.staleAfter)!,
+          includeStale: c.includeStale,
+          maxClockSkewMs: parseDuration(c.maxClockSkew)!,
+          ...timing,
+        },
+      ]);
     } else if (g.rollout) {
       result = await gates.rolloutGate.executeWithOptions(options, [{ gate: name, deployment: g.rollout, ...timing }]);
     } else if (g.http) {

@@ -1,13 +1,39 @@
 /**
  * Chef node convergence: which nodes of an environment have run chef-client since the pin and
- * ended up on a cookbook version that satisfies the release's constraint.
+ * ended up on a cookbook version that satisfies the release's constraint, which failed, and which
+ * are stale. The rules, from what chef-client does (lib/chef/client.rb): a run records ohai_time
+ * when it STARTS, on the node's own clock; it resolves cookbooks against the environment right
+ * after; it saves the node (automatic.cookbooks.NAME.version) ONLY when it succeeds.
  *
- * One poll is one paged search over the environment's nodes; work per poll is linear in the
+ * - converged: the last successful run used versions that satisfy every constraint and started
+ *   after `since` - maxClockSkew (a node whose clock is behind reports an earlier start).
+ * - in flight: the last successful run is on other versions but started within maxClockSkew of
+ *   `since`: it may have resolved its cookbooks before the pin landed. Waiting, never failed.
+ * - failed: with run reports, the node's latest completed run failed, and that run certainly
+ *   started after the pin (see failuresSincePin: its start is later than `since` + maxClockSkew,
+ *   or it is new since an earlier poll that was sent after the pin by more than the run lasted);
+ *   "latest" compares the failure with the last success on the node's own clock, where skew
+ *   cancels out. Also, without reports too, a successful run that certainly started after the
+ *   pin (after `since` + maxClockSkew) that resolved versions outside the constraint.
+ *   A failure that may have started before the pin (the end of the previous release's failing
+ *   runs, a run in flight at the pin) is not counted: the node's next run decides.
+ * - stale: no successful run within staleAfter (+ maxClockSkew), or never a completed run:
+ *   decommissioned or broken VMs whose node objects remain. Reported apart; they count in the
+ *   percentage only with includeStale.
+ * - lagging: everything else that uses the cookbooks: not run since the pin yet.
+ * - unaffected: nodes whose last run used none of the cookbooks (not counted at all).
+ *
+ * Without run reports (a server without the reporting API, or a client that may not read it) a
+ * failed run saves nothing, so its node shows only as lagging until the gate times out; the
+ * gate's reason says so.
+ *
+ * One poll is one paged node search plus one reporting query; work per poll is linear in the
  * number of nodes (fixed-size pages, constant work per row, no per-node requests).
  */
 import { ApplicationFailure } from '@temporalio/activity';
 import { CHEF_BAD_REQUEST, CHEF_NOT_ALLOWED, CHEF_NOT_FOUND, CHEF_UNAVAILABLE, type ChefClient } from './client.ts';
 import { parseConstraint, satisfies, type Constraint } from './constraints.ts';
+import { describeRun, failedRunsSince, type FailedRun, type RunReports } from './reporting.ts';
 import type { CheckOutcome } from '../gates/result.ts';
 
 /**
@@ -22,26 +48,56 @@ export type SearchMode = 'partial' | 'partial-unpaged' | 'full';
 /** What one poll needs to know about one node. */
 export interface NodeFacts {
   name: string;
-  /** start of the last successful chef-client run, epoch seconds */
+  /** start of the last successful chef-client run, epoch seconds, node clock */
   ohaiTime: number | undefined;
-  /** cookbook -> version the last run used */
+  /** cookbook -> version the last successful run used */
   versions: Record<string, string | undefined>;
 }
 
+/** How the gate judges, from the spec (release-spec/schema.ts documents each default). */
+export interface ConvergenceRules {
+  /** percent of the counted nodes that must be converged */
+  minPercent: number;
+  /** failed nodes tolerated; one more fails the gate at once */
+  maxFailed: number;
+  /** a node without a successful run for this long is stale */
+  staleAfterMs: number;
+  /** count stale nodes in the percentage (they then hold the gate) */
+  includeStale: boolean;
+  /** how far a node's clock may be off the worker's */
+  maxClockSkewMs: number;
+}
+
+export const DEFAULT_RULES: Omit<ConvergenceRules, 'minPercent'> = {
+  maxFailed: 0,
+  staleAfterMs: 60 * 60_000,
+  includeStale: false,
+  maxClockSkewMs: 5 * 60_000,
+};
+
 export interface ConvergenceObserved {
-  /** nodes that use at least one of the cookbooks, or have never run */
+  /** nodes counted in the percentage: converged + lagging + failed (+ stale with includeStale) */
   total: number;
   converged: number;
-  /** not run since the pin */
+  /** not run since the pin (includes inFlight; with includeStale also the stale nodes) */
   lagging: number;
-  /** ran since the pin but on a version outside the constraint (or without the cookbook) */
+  /** of lagging: a run that started before the pin landed saved other versions */
+  inFlight: number;
   failed: number;
+  /** no successful run within staleAfter, or never a completed run */
+  stale: number;
   /** first 20 by name */
   laggingNodes: string[];
   /** first 20 by name */
   failedNodes: string[];
+  /** first 20 by name */
+  staleNodes: string[];
+  /** the failed nodes of failedNodes with what failed */
+  failures: { node: string; error: string }[];
   /** nodes in the environment whose last run used none of the cookbooks; not part of total */
   unaffected: number;
+  /** whether failed runs are visible (run reports), and if not, why */
+  reporting: { available: boolean; note?: string };
 }
 
 const LIST_LIMIT = 20;
@@ -197,12 +253,13 @@ function fromNode(row: unknown, cookbooks: readonly string[]): NodeFacts | null 
   return { name, ohaiTime: num(node.automatic?.ohai_time), versions };
 }
 
-/**
- * Sorts nodes into converged / lagging / failed. A chef-client run records ohai_time when it
- * starts and saves the node only when it succeeds, so ohai_time after the pin means a successful
- * run that resolved cookbooks under the new constraint.
- */
-export function classifyNodes(nodes: Iterable<NodeFacts>, cookbooks: Record<string, string>, sinceMs: number): ConvergenceObserved {
+/** Node facts sorted by the rules above; `failures`: per node its latest failed run since the pin (failuresSincePin), when there are run reports. */
+export function classifyNodes(
+  nodes: Iterable<NodeFacts>,
+  cookbooks: Record<string, string>,
+  sinceMs: number,
+  opts: { nowMs?: number; rules?: Partial<ConvergenceRules>; failures?: ReadonlyMap<string, FailedRun> } = {},
+): ConvergenceObserved {
   const parsed: [string, Constraint][] = Object.entries(cookbooks).map(([cb, c]) => {
     const p = parseConstraint(c);
     if (!p) {
@@ -210,67 +267,194 @@ export function classifyNodes(nodes: Iterable<NodeFacts>, cookbooks: Record<stri
     }
     return [cb, p];
   });
+  const rules = { ...DEFAULT_RULES, ...opts.rules };
+  const skewSec = rules.maxClockSkewMs / 1000;
   const sinceSec = sinceMs / 1000;
+  const staleBeforeSec = ((opts.nowMs ?? Date.now()) - rules.staleAfterMs - rules.maxClockSkewMs) / 1000;
   const cookbookNames = Object.keys(cookbooks);
-  const out: ConvergenceObserved = { total: 0, converged: 0, lagging: 0, failed: 0, laggingNodes: [], failedNodes: [], unaffected: 0 };
+  const out: ConvergenceObserved = {
+    total: 0,
+    converged: 0,
+    lagging: 0,
+    inFlight: 0,
+    failed: 0,
+    stale: 0,
+    laggingNodes: [],
+    failedNodes: [],
+    staleNodes: [],
+    failures: [],
+    unaffected: 0,
+    reporting: { available: opts.failures !== undefined },
+  };
+  const errors = new Map<string, string>();
+  const fail = (name: string, error: string) => {
+    out.failed++;
+    keepFirst(out.failedNodes, name);
+    if (out.failedNodes.includes(name)) errors.set(name, error);
+  };
   for (const n of nodes) {
+    const o = n.ohaiTime;
     // A node that has run but uses none of these cookbooks (a database node in a web release's
     // environment) will never converge on them: it is counted apart instead of holding the gate.
-    if (n.ohaiTime !== undefined && cookbookNames.every((cb) => n.versions[cb] === undefined)) {
+    if (o !== undefined && cookbookNames.every((cb) => n.versions[cb] === undefined)) {
       out.unaffected++;
       continue;
     }
-    out.total++;
-    if (n.ohaiTime === undefined || !(n.ohaiTime > sinceSec)) {
-      out.lagging++;
-      keepFirst(out.laggingNodes, n.name);
-    } else if (parsed.every(([cb, c]) => n.versions[cb] !== undefined && satisfies(n.versions[cb]!, c))) {
-      out.converged++;
-    } else {
-      out.failed++;
-      keepFirst(out.failedNodes, n.name);
+    const run = opts.failures?.get(n.name);
+    // the failure is newer than the last success (start_time has whole seconds; runs of one node are an interval apart)
+    if (run && (o === undefined || run.startedAt >= Math.floor(o))) {
+      fail(n.name, run.error);
+      continue;
     }
+    const ok = o !== undefined && parsed.every(([cb, c]) => n.versions[cb] !== undefined && satisfies(n.versions[cb]!, c));
+    if (ok && o > sinceSec - skewSec) {
+      out.converged++;
+      continue;
+    }
+    if (o !== undefined && !ok && o > sinceSec + skewSec) {
+      const found = cookbookNames.map((cb) => `${cb} ${n.versions[cb] ?? '(none)'}`).join(', ');
+      fail(n.name, `a run since the pin used ${found}, outside ${parsed.map(([cb]) => `${cb} ${JSON.stringify(cookbooks[cb])}`).join(', ')}`);
+      continue;
+    }
+    if (o === undefined || o < staleBeforeSec) {
+      out.stale++;
+      keepFirst(out.staleNodes, n.name);
+      if (!rules.includeStale) continue;
+    } else if (o > sinceSec - skewSec) {
+      out.inFlight++;
+    }
+    out.lagging++;
+    keepFirst(out.laggingNodes, n.name);
   }
+  out.failures = out.failedNodes.map((node) => ({ node, error: errors.get(node) ?? '' }));
+  out.total = out.converged + out.lagging + out.failed;
   return out;
 }
 
+const plural = (n: number, one: string, many = `${one}s`) => `${n} ${n === 1 ? one : many}`;
+
+function fmtDuration(ms: number): string {
+  if (ms % 3_600_000 === 0 && ms >= 3_600_000) return `${ms / 3_600_000}h`;
+  if (ms % 60_000 === 0 && ms >= 60_000) return `${ms / 60_000}m`;
+  return `${Math.round(ms / 1000)}s`;
+}
+
+/** Names for a reason: the first few, and how many more. */
+function names(label: string, list: string[], count: number, show = 5): string {
+  if (!list.length) return '';
+  const shown = list.slice(0, show);
+  return `; ${label}: ${shown.join(', ')}${count > shown.length ? ` and ${count - shown.length} more` : ''}`;
+}
+
 /** The gate's verdict for one observation. */
-export function convergenceOutcome(environment: string, observed: ConvergenceObserved, minPercent: number): CheckOutcome {
-  const { total, converged, lagging, failed } = observed;
+export function convergenceOutcome(environment: string, observed: ConvergenceObserved, rules: Partial<ConvergenceRules> & { minPercent: number }): CheckOutcome {
+  const r = { ...DEFAULT_RULES, ...rules };
+  const { total, converged, lagging, failed, stale, inFlight } = observed;
   // needed = ceil(total * minPercent / 100), kept in integers so 3 of 3 at 100% is exact
-  const needed = Math.ceil((total * minPercent) / 100 - 1e-9);
+  const needed = Math.ceil((total * r.minPercent) / 100 - 1e-9);
   const pct = total === 0 ? 0 : Math.floor((converged * 1000) / total) / 10;
   const summary =
-    `${converged}/${total} nodes converged (${pct}%, need ${minPercent}%), ${lagging} lagging, ${failed} failed` +
-    (observed.unaffected ? ` (${observed.unaffected} nodes without these cookbooks not counted)` : '');
-  const names = (label: string, list: string[], count: number) =>
-    list.length ? `; ${label}: ${list.join(', ')}${count > list.length ? ` and ${count - list.length} more` : ''}` : '';
+    `${converged}/${total} nodes converged (${pct}%, need ${r.minPercent}%), ${lagging} lagging` +
+    (inFlight ? ` (${inFlight} saved other versions in a run that started around the pin)` : '') +
+    `, ${failed} failed` +
+    (stale ? `, ${plural(stale, 'stale node')} (no successful run in ${fmtDuration(r.staleAfterMs)}; ${r.includeStale ? 'counted' : 'not counted'})` : '') +
+    (observed.unaffected ? `, ${plural(observed.unaffected, 'node')} without these cookbooks (not counted)` : '');
+  const failedText = observed.failures.length
+    ? `; failed: ${observed.failures.slice(0, 5).map((f) => `${f.node}${f.error ? ` (${f.error})` : ''}`).join('; ')}${failed > 5 ? `; and ${failed - 5} more` : ''}`
+    : names('failed', observed.failedNodes, failed);
+  const detail = `${failedText}${names('lagging', observed.laggingNodes, lagging)}${names('stale', observed.staleNodes, stale)}`;
+  const blind = observed.reporting.available
+    ? ''
+    : ` [no run reports${observed.reporting.note ? `: ${observed.reporting.note}` : ''}; a failed chef-client run saves nothing, so failed nodes show only as lagging]`;
+
+  if (failed > r.maxFailed) {
+    return {
+      status: 'fail',
+      observed,
+      reason: `${plural(failed, 'node')} failed chef-client since the pin (${r.maxFailed} tolerated): ${summary}${detail}${blind}`,
+    };
+  }
   if (total === 0) {
     return {
       status: 'wait',
       observed,
-      reason: observed.unaffected
-        ? `none of the ${observed.unaffected} nodes in environment ${environment} runs these cookbooks`
-        : `no nodes found in environment ${environment} (none registered yet, or the search index is behind)`,
+      reason: stale
+        ? `all ${plural(stale, 'node')} of environment ${environment} that use these cookbooks are stale (no successful chef-client run in ${fmtDuration(r.staleAfterMs)})${names('stale', observed.staleNodes, stale)}`
+        : observed.unaffected
+          ? `none of the ${observed.unaffected} nodes in environment ${environment} runs these cookbooks`
+          : `no nodes found in environment ${environment} (none registered yet, or the search index is behind)`,
     };
   }
-  if (converged >= needed) return { status: 'pass', observed, reason: summary };
+  if (converged >= needed) return { status: 'pass', observed, reason: `${summary}${detail}${blind}` };
   if (converged + lagging < needed) {
-    // the nodes that already ran on a wrong version will not fix themselves: the target is out of reach
-    return { status: 'fail', observed, reason: `${summary}: too many nodes ran since the pin without a matching cookbook version${names('failed', observed.failedNodes, failed)}` };
+    // the failed nodes will not converge by themselves: the target is out of reach
+    return { status: 'fail', observed, reason: `${summary}: too many nodes failed since the pin to reach ${r.minPercent}%${detail}${blind}` };
   }
-  return { status: 'wait', observed, reason: `${summary}${names('lagging', observed.laggingNodes, lagging)}${names('failed', observed.failedNodes, failed)}` };
+  return { status: 'wait', observed, reason: `${summary}${detail}${blind}` };
 }
 
-/** One poll: search, classify, decide. */
+/** What a gate remembers between its polls: the failed runs it has already seen, and when it asked. */
+export interface PollMemory {
+  seen: Set<string>;
+  /** worker clock (epoch ms) when the previous reporting query was sent */
+  askedAt?: number;
+}
+
+export const newPollMemory = (): PollMemory => ({ seen: new Set() });
+
+/**
+ * Which failed runs certainly started after the pin, per node the latest of them. Node clocks may
+ * be off by up to maxClockSkew, so a start time alone proves it only beyond `since` + maxClockSkew.
+ * A run that was not in the previous poll's answer ended after that poll was sent; if that poll
+ * was sent more than the run's duration (+1 s: report times have whole seconds) after `since`,
+ * the run started after the pin whatever the node's clock says. So a failing run after the pin is
+ * caught by the first poll after it ends, except when it ended within a second or two of the pin
+ * or before the gate's first poll (then the node's next failing run is).
+ */
+export function failuresSincePin(runs: readonly FailedRun[], sinceMs: number, maxClockSkewMs: number, memory?: PollMemory): Map<string, FailedRun> {
+  const out = new Map<string, FailedRun>();
+  for (const r of runs) {
+    const byClock = r.startedAt * 1000 > sinceMs + maxClockSkewMs;
+    const byPolls = memory?.askedAt !== undefined && !memory.seen.has(r.runId) && memory.askedAt - (r.endedAt - r.startedAt + 1) * 1000 >= sinceMs;
+    if (!byClock && !byPolls) continue;
+    const prev = out.get(r.node);
+    if (!prev || prev.startedAt < r.startedAt) out.set(r.node, r);
+  }
+  return out;
+}
+
+/** One poll: search and run reports side by side, classify, decide. */
 export async function checkConvergence(
   client: ChefClient,
   environment: string,
   cookbooks: Record<string, string>,
   sinceMs: number,
-  minPercent: number,
+  rules: Partial<ConvergenceRules> & { minPercent: number },
   signal?: AbortSignal,
+  memory: PollMemory = newPollMemory(),
 ): Promise<CheckOutcome> {
-  const { nodes } = await searchNodeFacts(client, environment, Object.keys(cookbooks), signal ? { signal } : {});
-  return convergenceOutcome(environment, classifyNodes(nodes, cookbooks, sinceMs), minPercent);
+  const r = { ...DEFAULT_RULES, ...rules };
+  const nowMs = Date.now();
+  const [{ nodes }, reports] = await Promise.all([
+    searchNodeFacts(client, environment, Object.keys(cookbooks), signal ? { signal } : {}),
+    failedRunsSince(client, sinceMs - r.maxClockSkewMs, nowMs + r.maxClockSkewMs, signal),
+  ]);
+  let failures: Map<string, FailedRun> | undefined;
+  if (reports.available) {
+    failures = failuresSincePin(reports.failures, sinceMs, r.maxClockSkewMs, memory);
+    for (const f of reports.failures) memory.seen.add(f.runId);
+    memory.askedAt = nowMs;
+  }
+  const observed = classifyNodes(nodes, cookbooks, sinceMs, { nowMs, rules: r, ...(failures ? { failures } : {}) });
+  if (!reports.available) observed.reporting = { available: false, note: reports.why };
+  else {
+    // a server whose run list has no exception data: fetch it for the few failures the reason shows
+    for (const f of observed.failures.slice(0, 5)) {
+      const runId = f.error ? undefined : failures!.get(f.node)?.runId;
+      if (runId) f.error = await describeRun(client, runId, signal).catch(() => 'failed (no details readable)');
+    }
+  }
+  return convergenceOutcome(environment, observed, r);
 }
+
+export type { FailedRun, RunReports };

@@ -5,7 +5,7 @@
 import { ApplicationFailure, Context, log } from '@temporalio/activity';
 import { enforceChef } from '../../policy/enforce.ts';
 import { CHEF_AUTH, CHEF_FORBIDDEN, ChefClient } from './client.ts';
-import { checkConvergence } from './convergence.ts';
+import { checkConvergence, DEFAULT_RULES, newPollMemory } from './convergence.ts';
 import { forgetCredentials, resolveCredentials, type ChefCredentialsRef } from './credentials.ts';
 import { applyPins, getEnvironment, pinsOf, refuseDefault, type CookbookPins } from './environment.ts';
 import { preflight, type PreflightResult } from './preflight.ts';
@@ -74,14 +74,30 @@ export async function chefSnapshot(target: ChefTarget): Promise<CookbookPins> {
   });
 }
 
+/** chefPin's result. */
+export interface ChefPinResult {
+  /** the constraints before (null = absent) */
+  previous: CookbookPins;
+  /**
+   * Epoch ms (worker clock) by which the pin had landed on the server: when the write and its
+   * read-back had returned, or, when the environment already had the pin (a retried attempt), when
+   * that was seen. Chef runs that start after it resolve the new versions. Absent in results
+   * recorded before the field existed.
+   */
+  landedAt?: number;
+}
+
 /**
- * Sets the target's constraints, verifies them by reading back, and returns the values before.
- * Idempotent; a retry after an attempt that already applied returns the new values as "previous",
- * which is why the workflow takes its undo values from chefSnapshot before calling this.
+ * Sets the target's constraints, verifies them by reading back, and returns the values before and
+ * when the pin landed. Idempotent; a retry after an attempt that already applied returns the new
+ * values as "previous", which is why the workflow takes its undo values from chefSnapshot before
+ * calling this.
  */
-export async function chefPin(target: ChefTarget): Promise<CookbookPins> {
+export async function chefPin(target: ChefTarget): Promise<ChefPinResult> {
   return withChef(target, async (client, signal) => {
     const { previous, changed } = await applyPins(client, target.environment, target.cookbooks, signal);
+    // applyPins returns after the write and its read-back: by now any chef-client run resolves the new pins
+    const landedAt = Date.now();
     log.info(changed ? 'pinned Chef cookbooks' : 'Chef cookbooks already pinned', {
       target: target.id,
       server: client.serverUrl,
@@ -89,7 +105,7 @@ export async function chefPin(target: ChefTarget): Promise<CookbookPins> {
       previous,
       pinned: target.cookbooks,
     });
-    return previous;
+    return { previous, landedAt };
   });
 }
 
@@ -109,25 +125,44 @@ export async function chefRestore(input: { target: ChefTarget; previous: Cookboo
 }
 
 /**
- * Waits until at least minPercent of the environment's nodes ran chef-client after the pin on a
- * version that satisfies the constraints. observed = ConvergenceObserved.
+ * Waits until at least minPercent of the environment's live nodes ran chef-client after the pin
+ * on a version that satisfies the constraints; fails at once when more than maxFailed nodes
+ * failed a run since the pin (seen in the server's run reports). Rules: convergence.ts.
+ * observed = ConvergenceObserved.
  */
 export async function chefConvergenceGate(input: {
   gate: string;
   target: ChefTarget;
-  /** epoch ms of the pin */
+  /** epoch ms by which the pin had landed (chefPin's landedAt; older callers: the workflow's clock before the pin) */
   since: number;
   minPercent: number;
+  /** failed nodes tolerated (default 0) */
+  maxFailed?: number;
+  /** a node without a successful run this long is stale (default 1h) */
+  staleAfterMs?: number;
+  /** count stale nodes in the percentage (default false) */
+  includeStale?: boolean;
+  /** node clock skew tolerated (default 5m) */
+  maxClockSkewMs?: number;
   timeoutMs: number;
   intervalMs: number;
   successes: number;
 }): Promise<GateResult> {
   const { target } = input;
+  const rules = {
+    minPercent: input.minPercent,
+    maxFailed: input.maxFailed ?? DEFAULT_RULES.maxFailed,
+    staleAfterMs: input.staleAfterMs ?? DEFAULT_RULES.staleAfterMs,
+    includeStale: input.includeStale ?? DEFAULT_RULES.includeStale,
+    maxClockSkewMs: input.maxClockSkewMs ?? DEFAULT_RULES.maxClockSkewMs,
+  };
+  // failed runs seen by earlier polls of this attempt: a run new since a poll after the pin started after it
+  const memory = newPollMemory();
   return withChef(target, (client) =>
     pollGate(
       { name: input.gate, kind: 'chefConvergence' },
       { timeoutMs: input.timeoutMs, intervalMs: input.intervalMs, successes: input.successes },
-      (signal) => checkConvergence(client, target.environment, target.cookbooks, input.since, input.minPercent, signal),
+      (signal) => checkConvergence(client, target.environment, target.cookbooks, input.since, rules, signal, memory),
     ),
   );
 }

@@ -143,14 +143,17 @@ describe('pin and restore', () => {
     const snapshot = await run(chef.chefSnapshot, target);
     assert.deepEqual(snapshot, { [web]: null, [api]: null });
 
-    const previous = await run(chef.chefPin, target);
+    const askedAt = Date.now();
+    const { previous, landedAt } = await run(chef.chefPin, target);
     assert.deepEqual(previous, { [web]: null, [api]: null });
+    // when the pin had landed: after the call began, before it returned (the convergence gate's "since")
+    assert.ok(landedAt !== undefined && landedAt >= askedAt && landedAt <= Date.now(), `landedAt ${landedAt}`);
     assert.ok(logged.some((l) => l.includes('pinned Chef cookbooks') && l.includes(name)), 'the pin is logged');
     const pinned = await admin.get<Record<string, unknown>>(`environments/${name}`, { object: name });
     assert.deepEqual(pinned, { ...before, cookbook_versions: { [other]: '= 9.9.9', [web]: '~> 1.2', [api]: '>= 2.0' } });
 
     // a second run (a retried activity) changes nothing and reports the values now in place
-    assert.deepEqual(await run(chef.chefPin, target), { [web]: '~> 1.2', [api]: '>= 2.0' });
+    assert.deepEqual((await run(chef.chefPin, target)).previous, { [web]: '~> 1.2', [api]: '>= 2.0' });
     assert.deepEqual(await admin.get(`environments/${name}`, { object: name }), pinned);
 
     await run(chef.chefRestore, { target, previous });
@@ -164,7 +167,7 @@ describe('pin and restore', () => {
   it('present -> changed -> present restores the exact previous constraint', async () => {
     const name = await newEnvironment('hr-pin2', { [web]: '= 1.0.0', [other]: '< 3.0' });
     const target = targetFor(server, name, { [web]: '>= 1.2.3' });
-    const previous: CookbookPins = await run(chef.chefPin, target);
+    const previous: CookbookPins = (await run(chef.chefPin, target)).previous;
     assert.deepEqual(previous, { [web]: '= 1.0.0' });
     assert.deepEqual((await admin.get<{ cookbook_versions: object }>(`environments/${name}`, { object: name })).cookbook_versions, { [web]: '>= 1.2.3', [other]: '< 3.0' });
     await run(chef.chefRestore, { target, previous });
