@@ -8,8 +8,9 @@
  *   npm run demo -- --auto-approve
  *
  * No Flux controllers or VMs run locally: the controller stand-in writes Flux and Deployment
- * status through the real API server, and a chef-client stand-in makes the nodes converge after
- * the pin, through the real Chef server. Everything else is the real thing.
+ * status through the real API server. The five gateway VMs are the stack's fleet simulator: they
+ * run chef-client every few seconds against the real Chef server, so the convergence gate waits
+ * for their runs on the new version. Everything else is the real thing.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,8 +27,7 @@ import { loadSpecFile } from '../release-spec/load.ts';
 import type { ReleaseStatus } from '../workflows/messages.ts';
 import { TASK_QUEUE } from '../workflows/search-attributes.ts';
 import { createWorker } from '../worker/create.ts';
-import { adminClient, chefServerEnv, createEnvironment, registerNodes, uploadCookbook } from '../test/support/chef-fixtures.ts';
-import { convergeWhenPinned } from '../test/support/chef-client-standin.ts';
+import { adminClient, chefServerEnv, createEnvironment, fleetApi, uploadCookbook } from '../test/support/chef-fixtures.ts';
 import { startStandIn } from '../test/support/controller-standin.ts';
 import { adminKubeConfig, createCanaryIngress, createDeployment, createKustomization, createNamespace } from '../test/support/seed-kube.ts';
 import { requireEnv } from '../test/support/env.ts';
@@ -42,6 +42,9 @@ const NS = 'storefront';
 const ENVIRONMENT = 'production';
 const COOKBOOK = 'api_gateway';
 const NODES = ['gw-eu-1', 'gw-eu-2', 'gw-us-1', 'gw-us-2', 'gw-ap-1'];
+/** the gateway VMs' chef-client interval and splay while the demo runs (afterwards: chef-client's 30m + 5m) */
+const DEMO_INTERVAL_MS = 4_000;
+const DEMO_SPLAY_MS = 3_000;
 
 async function seed(): Promise<void> {
   const kc = adminKubeConfig();
@@ -61,7 +64,11 @@ async function seed(): Promise<void> {
   for (const v of ['2.0.0', '2.1.0']) await uploadCookbook(chef, COOKBOOK, v);
   await chef.delete(`environments/${ENVIRONMENT}`, { object: ENVIRONMENT }).catch(() => undefined);
   await createEnvironment(chef, ENVIRONMENT, { [COOKBOOK]: '= 2.0.0' });
-  await registerNodes(chef, NODES.map((name) => ({ name, environment: ENVIRONMENT, ohaiTime: Date.now() / 1000 - 1800, cookbooks: { [COOKBOOK]: '2.0.0' } })));
+  // the gateway VMs (bootstrapped again on a re-run), on 2.0.0 before the release starts
+  const fleet = fleetApi();
+  const since = Date.now();
+  await fleet.add({ environment: ENVIRONMENT, names: NODES, runList: [`recipe[${COOKBOOK}]`], intervalMs: DEMO_INTERVAL_MS, splayMs: DEMO_SPLAY_MS });
+  await fleet.waitForVersion({ names: NODES }, COOKBOOK, '2.0.0', { afterMs: since, count: NODES.length, timeoutMs: 120_000 });
 }
 
 /** The release spec, written next to the stack's env so it can be validated and read. */
@@ -138,7 +145,8 @@ async function main(): Promise<number> {
   Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } } });
   say(out.bold('hybrid-release demo: one release across Kubernetes (Flux) and Chef VMs'));
   say('seeding the sample app: Kustomization storefront/storefront-web at 2.0.0, a canary Ingress,');
-  say(`Chef environment ${ENVIRONMENT} with ${COOKBOOK} pinned to = 2.0.0, and ${NODES.length} gateway nodes`);
+  say(`Chef environment ${ENVIRONMENT} with ${COOKBOOK} pinned to = 2.0.0, and ${NODES.length} gateway VMs running chef-client`);
+  say(`every ${DEMO_INTERVAL_MS / 1000}-${(DEMO_INTERVAL_MS + DEMO_SPLAY_MS) / 1000}s (the stack's fleet simulator: npm run stack -- nodes list)`);
   await seed();
   const specFile = writeSpec();
   const input = await loadSpecFile(specFile);
@@ -153,11 +161,9 @@ async function main(): Promise<number> {
   const standIn = startStandIn({ namespaces: [NS], delayMs: 1500 });
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace });
-  const converging = new AbortController();
 
   try {
     const handle = await startRelease(client, { ...input, startedBy: 'demo' });
-    void convergeWhenPinned(adminClient(), { environment: ENVIRONMENT, cookbook: COOKBOOK, version: '2.1.0', nodes: NODES, timeoutMs: 120_000, signal: converging.signal }).catch((e) => say(out.red(`chef-client stand-in: ${e.message}`)));
     const link = uiLink(namespace, handle.workflowId);
     const env = `source ${join(requireEnv('KUBECONFIG'), '..', '..', 'env')}`;
     say();
@@ -191,7 +197,8 @@ async function main(): Promise<number> {
     say(await worldSummary());
     return status.phase === 'Succeeded' ? 0 : 1;
   } finally {
-    converging.abort();
+    // the gateway VMs stay, at chef-client's default pace so an idle stack stays cheap
+    await fleetApi().fault({ names: NODES, intervalMs: 30 * 60_000, splayMs: 5 * 60_000 }).catch(() => undefined);
     worker.shutdown();
     await working;
     await standIn.stop();
@@ -213,6 +220,7 @@ async function worldSummary(): Promise<string> {
     `  Kubernetes  Kustomization ${NS}/storefront-web images: ${k.spec.images.map((i) => `${i.name}:${i.newTag}`).join(', ')}`,
     `              canary weight: ${ing.metadata?.annotations?.['nginx.ingress.kubernetes.io/canary-weight'] ?? 'none'}`,
     `  Chef        environment ${ENVIRONMENT}: ${Object.entries(env.cookbook_versions).map(([c, v]) => `${c} ${v}`).join(', ')}`,
+    `              gateway VMs, last chef-client run: ${(await fleetApi().list({ names: NODES })).map((n) => `${n.name} ${n.lastRun?.status ?? 'none'} on ${n.lastRun?.versions?.[COOKBOOK] ?? '?'}`).join(', ')}`,
   ].join('\n');
 }
 

@@ -25,14 +25,12 @@ import {
   chefServerEnv,
   createEnvironment,
   deleteEnvironment,
-  deleteNodes,
-  registerNodes,
+  fleetApi,
   targetFor,
   uniqueName,
   uploadCookbook,
   waitForIndexed,
   type ChefServerEnv,
-  type NodeSeed,
 } from '../support/chef-fixtures.ts';
 
 /** Everything the activities logged, checked at the end for key material. */
@@ -66,7 +64,6 @@ let admin: ChefClient;
 /** every key in play, to check that none leaks into a message */
 const keyTexts: string[] = [];
 const envs: string[] = [];
-const nodes: string[] = [];
 const web = uniqueName('hrweb');
 const api = uniqueName('hrapi');
 const other = uniqueName('hrother');
@@ -96,7 +93,6 @@ before(async () => {
 
 after(async () => {
   for (const line of logged) assertNoKeyIn(line);
-  await deleteNodes(admin, nodes);
   for (const e of envs) await deleteEnvironment(admin, e);
   await closeChefPools();
 });
@@ -120,15 +116,11 @@ describe('signed requests', () => {
 
   it('a search with a query string (the query is not part of the signed path)', async () => {
     const name = await newEnvironment('hr-q');
-    const n = uniqueName('hr-qnode');
-    nodes.push(n);
-    await registerNodes(admin, [{ name: n, environment: name, ohaiTime: 1, cookbooks: {} }]);
-    await waitForIndexed(admin, name, 1);
-    const res = await admin.get<{ rows: { name: string }[] }>('search/node', {
-      object: 'node search',
-      query: { q: `chef_environment:${name} AND name:${n}`, rows: 10, start: 0 },
+    const res = await admin.get<{ rows: { name: string }[] }>('search/environment', {
+      object: 'environment search',
+      query: { q: `name:${name}`, rows: 10, start: 0 },
     });
-    assert.deepEqual(res.rows.map((r) => r.name), [n]);
+    assert.deepEqual(res.rows.map((r) => r.name), [name]);
   });
 });
 
@@ -277,100 +269,150 @@ describe('preflight', () => {
   });
 });
 
-describe('convergence gate', () => {
-  const PIN_MS = Date.now() - 60_000;
-  const afterPin = PIN_MS / 1000 + 30.5;
-  const beforePin = PIN_MS / 1000 - 3600;
-  let name: string;
-  let target: ChefTarget;
-  const seeds: NodeSeed[] = [];
+describe('convergence gate, against chef-client runs of the fleet simulator', () => {
+  const fleet = fleetApi();
+  // its own cookbook: 1.0.0 and 1.1.0 converge, 1.2.0's recipe raises, 1.3.0 depends on a cookbook nobody has
+  const gw = uniqueName('hrgw').replace(/-/g, '_');
+  const FAILING = 'nginx.conf: unknown directive \\"proxy_pas\\"';
+  const prefixes: string[] = [];
+  /** adds nodes for this file, removed at the end */
+  const addNodes = async (environment: string, prefix: string, more: Partial<Parameters<typeof fleet.add>[0]> = {}) => {
+    prefixes.push(prefix);
+    return (await fleet.add({ environment, prefix, count: 1, runList: [`recipe[${gw}]`], intervalMs: 2000, splayMs: 1000, ...more })).added;
+  };
+  const convergedOn = (names: string[], version: string, afterMs = 0) => fleet.waitForVersion({ names }, gw, version, { afterMs, count: names.length });
+  const gate = (target: ChefTarget, since: number, more: Record<string, unknown> = {}) =>
+    run(chef.chefConvergenceGate, { gate: 'converged', target, since, minPercent: 100, timeoutMs: 600_000, intervalMs: 500, successes: 1, ...more });
 
   before(async () => {
-    name = await newEnvironment('hr-conv');
-    target = targetFor(server, name, { [web]: '~> 1.2', [api]: '>= 2.0' });
-    const add = (count: number, prefix: string, ohaiTime: number | undefined, cookbooks: Record<string, string>) => {
-      for (let i = 0; i < count; i++) seeds.push({ name: `${name}-${prefix}-${String(i).padStart(3, '0')}`, environment: name, ohaiTime, cookbooks });
-    };
-    add(240, 'ok', afterPin, { [web]: '1.3.0', [api]: '2.1.0' });
-    add(40, 'old', beforePin, { [web]: '1.0.0', [api]: '0.9.0' });
-    add(10, 'wrong', afterPin, { [web]: '2.0.0', [api]: '2.1.0' });
-    add(10, 'new', undefined, {});
-    add(5, 'db', afterPin, { [other]: '1.0.0' });
-    nodes.push(...seeds.map((s) => s.name));
-    await registerNodes(admin, seeds, 16);
-    await waitForIndexed(admin, name, seeds.length);
+    await uploadCookbook(admin, gw, '1.0.0');
+    await uploadCookbook(admin, gw, '1.1.0');
+    await uploadCookbook(admin, gw, '1.2.0', { recipe: `package "nginx"\nraise "${FAILING}"\n` });
+    await uploadCookbook(admin, gw, '1.3.0', { dependencies: { [`${gw}_missing`]: '>= 1.0' } });
+    await uploadCookbook(admin, other, '1.0.0');
+  });
+  after(async () => {
+    for (const p of prefixes) await fleet.remove({ prefix: `${p}-` });
   });
 
-  const expected = { total: 300, converged: 240, lagging: 50, failed: 10, unaffected: 5 };
+  let counted: string; // the environment of the first test, reused by the search test
 
-  it('passes at 80% with exact counts and the first 20 lagging nodes', async () => {
-    const heartbeats: unknown[] = [];
-    const env = activityEnv();
-    env.on('heartbeat', (d: unknown) => heartbeats.push(d));
-    const res = (await env.run(chef.chefConvergenceGate, {
-      gate: 'chef-converged',
-      target,
-      since: PIN_MS,
-      minPercent: 80,
-      timeoutMs: 30_000,
-      intervalMs: 200,
-      successes: 2,
-    })) as GateResult;
-    assert.equal(res.ok, true);
-    assert.equal(res.kind, 'chefConvergence');
-    assert.equal(res.checks, 2);
-    assert.ok(heartbeats.length >= 2);
+  it('counts converged, stale and unaffected nodes from real runs, and a stale node does not block', async () => {
+    const name = (counted = await newEnvironment('hr-conv', { [gw]: '= 1.0.0' }));
+    const ok = await addNodes(name, `${name}-ok`, { count: 4 });
+    const [db] = await addNodes(name, `${name}-db`, { runList: [`recipe[${other}]`] });
+    const [dead] = await addNodes(name, `${name}-dead`);
+    await convergedOn([...ok, dead!], '1.0.0');
+    await fleet.fault({ names: [dead!], decommission: true }); // a VM switched off: its node object stays
+    await fleet.waitFor({ names: [db!] }, 'a first run of the db node', (ns) => ns.every((n) => n.lastSuccess));
+
+    const target = targetFor(server, name, { [gw]: '~> 1.1' });
+    const { landedAt } = await run(chef.chefPin, target);
+    const res = (await gate(target, landedAt!, { staleAfterMs: 15_000, maxClockSkewMs: 2_000 })) as GateResult;
+    assert.equal(res.ok, true, res.reason);
     const o = res.observed as chef.ConvergenceObserved;
-    assert.deepEqual({ total: o.total, converged: o.converged, lagging: o.lagging, failed: o.failed, unaffected: o.unaffected }, expected);
-    const ids = (prefix: string, n: number) => Array.from({ length: n }, (_, i) => `${name}-${prefix}-${String(i).padStart(3, '0')}`);
-    assert.deepEqual(o.laggingNodes, [...ids('new', 10), ...ids('old', 10)]);
-    assert.deepEqual(o.failedNodes, ids('wrong', 10));
+    assert.deepEqual(
+      { total: o.total, converged: o.converged, failed: o.failed, stale: o.stale, staleNodes: o.staleNodes, unaffected: o.unaffected, reporting: o.reporting.available },
+      { total: 4, converged: 4, failed: 0, stale: 1, staleNodes: [dead], unaffected: 1, reporting: true },
+    );
+    assert.match(res.reason, new RegExp(`4/4 nodes converged .*1 stale node \\(no successful run in 15s; not counted\\).*stale: ${dead}`));
+    // the nodes did run 1.1.0: what the gate saw is what the simulator did
+    for (const n of await fleet.list({ names: ok })) assert.equal(n.lastSuccess?.versions?.[gw], '1.1.0', n.name);
   });
 
-  it('times out below the threshold, reporting what it saw', async () => {
-    const err = await failure(
-      run(chef.chefConvergenceGate, { gate: 'chef-90', target, since: PIN_MS, minPercent: 90, timeoutMs: 1200, intervalMs: 300, successes: 1 }),
-    );
-    assert.equal(err.type, 'GateTimedOut');
-    assert.match(err.message, /240\/300 nodes converged \(80%, need 90%\), 50 lagging, 10 failed/);
-    assert.match(err.message, /lagging: .*-old-000/);
-    const details = err.details?.[0] as GateResult;
-    assert.equal((details.observed as chef.ConvergenceObserved).converged, 240);
-  });
-
-  it('fails at once when the nodes that ran on a wrong version put the threshold out of reach', async () => {
-    const err = await failure(
-      run(chef.chefConvergenceGate, { gate: 'chef-99', target, since: PIN_MS, minPercent: 99, timeoutMs: 60_000, intervalMs: 10_000, successes: 1 }),
-    );
-    assert.equal(err.type, 'GateFailed');
+  it('a failing cookbook version fails the gate at the first failed run after the pin, quoting node and error', async () => {
+    const name = await newEnvironment('hr-fail', { [gw]: '= 1.0.0' });
+    const nodes = await addNodes(name, `${name}-n`, { count: 2 });
+    await convergedOn(nodes, '1.0.0');
+    const target = targetFor(server, name, { [gw]: '= 1.2.0' });
+    const { landedAt } = await run(chef.chefPin, target);
+    const err = await failure(gate(target, landedAt!, { maxClockSkewMs: 2_000 }));
+    assert.equal(err.type, 'GateFailed', err.message); // not GateTimedOut: the 10-minute timeout was far off
     assert.equal(err.nonRetryable, true);
-    assert.match(err.message, /failed: .*-wrong-000/);
+    assert.match(err.message, new RegExp(`failed chef-client since the pin \\(0 tolerated\\)`));
+    assert.match(err.message, new RegExp(`${name}-n-00[12] \\(RuntimeError: nginx.conf: unknown directive "proxy_pas"\\)`));
+    const o = (err.details?.[0] as GateResult).observed as chef.ConvergenceObserved;
+    assert.ok(o.failed >= 1 && o.converged === 0, JSON.stringify(o));
+
+    // then the broken dependency: the depsolver's 412, quoted
+    const broken = targetFor(server, name, { [gw]: '= 1.3.0' });
+    const pin2 = await run(chef.chefPin, broken);
+    const err2 = await failure(gate(broken, pin2.landedAt!, { maxClockSkewMs: 2_000 }));
+    assert.equal(err2.type, 'GateFailed', err2.message);
+    assert.match(err2.message, /Net::HTTPClientException: 412 "Precondition Failed": Unable to satisfy constraints on package \w+_missing, which does not exist/);
+
+    // back to a good version: the same nodes converge and the gate passes (the failures before the pin do not count)
+    const good = targetFor(server, name, { [gw]: '= 1.1.0' });
+    const pin3 = await run(chef.chefPin, good);
+    const res = (await gate(good, pin3.landedAt!, { maxClockSkewMs: 2_000 })) as GateResult;
+    assert.equal(res.ok, true, res.reason);
   });
 
-  it('nodes not yet run since the pin are lagging even with the right versions', async () => {
-    const res = (await run(chef.chefConvergenceGate, { gate: 'later', target, since: Date.now() + 3_600_000, minPercent: 1, timeoutMs: 500, intervalMs: 200, successes: 1 }).catch(
-      (e: ApplicationFailure) => e.details?.[0],
-    )) as GateResult;
-    assert.equal(res.ok, false);
-    assert.equal((res.observed as chef.ConvergenceObserved).lagging, 300);
+  it('without run reports (a client that may not read them) a failure shows only as lagging, and the reason says so', async () => {
+    const name = await newEnvironment('hr-blind', { [gw]: '= 1.2.0' });
+    const nodes = await addNodes(name, `${name}-n`, { count: 1 });
+    await fleet.waitFor({ names: nodes }, 'a failed run', (ns) => ns.every((n) => n.lastRun?.status === 'failure'));
+    // a reader: a non-admin client, which goiardi lets search nodes but not read run reports
+    const dir = mkdtempSync(join(tmpdir(), 'hr-reader-'));
+    const reader = uniqueName('hr-reader');
+    const pair = generateKeyPairSync('rsa', { modulusLength: 2048 });
+    writeFileSync(join(dir, 'reader.pem'), pair.privateKey.export({ type: 'pkcs1', format: 'pem' }), { mode: 0o600 });
+    await admin.post('clients', { object: `client ${reader}`, body: { name: reader, admin: false, public_key: pair.publicKey.export({ type: 'spki', format: 'pem' }).toString() } });
+    try {
+      const target: ChefTarget = { ...targetFor(server, name, { [gw]: '= 1.2.0' }), credentials: { keyFile: join(dir, 'reader.pem'), clientName: reader } };
+      const err = await failure(gate(target, Date.now(), { timeoutMs: 4_000, maxClockSkewMs: 2_000 }));
+      assert.equal(err.type, 'GateTimedOut');
+      assert.match(err.message, new RegExp(`lagging: ${nodes[0]}`));
+      assert.match(err.message, new RegExp(`no run reports: client "${reader}" may not read run reports .*; a failed chef-client run saves nothing, so failed nodes show only as lagging`));
+      const o = (err.details?.[0] as GateResult).observed as chef.ConvergenceObserved;
+      assert.deepEqual([o.failed, o.reporting.available], [0, false]);
+    } finally {
+      await admin.delete(`clients/${reader}`, { object: `client ${reader}` });
+    }
+  });
+
+  it('a run in flight when the pin lands, on a node whose clock is 60 s ahead, is in flight, not failed', async () => {
+    const name = await newEnvironment('hr-skew', { [gw]: '= 1.0.0' });
+    const [slow] = await addNodes(name, `${name}-slow`, { skewMs: 60_000, convergeMs: 3_000, intervalMs: 500, splayMs: 0 });
+    await convergedOn([slow!], '1.0.0');
+    // catch a run that has resolved 1.0.0 and is still converging, and pin under it
+    const [caught] = await fleet.waitFor({ names: [slow!] }, 'a run past its depsolve', (ns) => ns[0]?.lastRun?.status === 'running' && ns[0].lastRun.versions?.[gw] === '1.0.0');
+    const target = targetFor(server, name, { [gw]: '= 1.1.0' });
+    const { landedAt } = await run(chef.chefPin, target);
+    const inFlight = caught!.lastRun!.runId;
+    await fleet.fault({ names: [slow!], intervalMs: 3_600_000 }); // no next run until we look
+    const [saved] = await fleet.waitFor({ names: [slow!] }, 'the in-flight run saved', (ns) => ns[0]?.lastSuccess?.runId === inFlight);
+    assert.ok(saved!.lastSuccess!.startedAt > landedAt!, 'the node clock puts the start of that run after the pin');
+    // the node object as that run saved it (GET is exact; search lags)
+    const obj = await admin.get<{ automatic: { ohai_time: number; cookbooks: Record<string, { version: string }> } }>(`nodes/${slow}`, { object: `node ${slow}` });
+    assert.equal(obj.automatic.cookbooks[gw]?.version, '1.0.0');
+    const facts = [{ name: slow!, ohaiTime: obj.automatic.ohai_time, versions: { [gw]: obj.automatic.cookbooks[gw]?.version } }];
+    const tolerant = classifyNodes(facts, target.cookbooks, landedAt!, { rules: { maxClockSkewMs: 120_000 } });
+    assert.deepEqual([tolerant.inFlight, tolerant.lagging, tolerant.failed], [1, 1, 0], 'within the bound: in flight');
+    const strict = classifyNodes(facts, target.cookbooks, landedAt!, { rules: { maxClockSkewMs: 10_000 } });
+    assert.equal(strict.failed, 1, 'a bound smaller than the skew would call it failed');
+    await fleet.fault({ names: [slow!], intervalMs: 500 }); // runs again at once, now on 1.1.0
+    const res = (await gate(target, landedAt!, { maxClockSkewMs: 120_000 })) as GateResult;
+    assert.equal(res.ok, true, res.reason);
   });
 
   it('partial search and full search page through every node and agree', async () => {
     const results: Record<string, unknown> = {};
+    await waitForIndexed(admin, counted, 6);
     for (const [label, mode, pageSize] of [
       ['auto', undefined, undefined],
-      ['auto, small pages', undefined, 70],
-      ['full, small pages', 'full', 70],
+      ['auto, small pages', undefined, 2],
+      ['full, small pages', 'full', 2],
       ['full', 'full', undefined],
     ] as [string, SearchMode | undefined, number | undefined][]) {
-      const found = await searchNodeFacts(admin, name, [web, api], { ...(mode ? { mode } : {}), ...(pageSize ? { pageSize } : {}) });
-      assert.equal(found.nodes.length, seeds.length, label);
-      assert.equal(new Set(found.nodes.map((n) => n.name)).size, seeds.length, label);
-      const o = classifyNodes(found.nodes, target.cookbooks, PIN_MS);
-      results[label] = { total: o.total, converged: o.converged, lagging: o.lagging, failed: o.failed, unaffected: o.unaffected };
-      if (pageSize) assert.ok(found.requests >= Math.ceil(seeds.length / pageSize) || found.mode === 'partial-unpaged', `${label}: ${found.requests} requests`);
+      const found = await searchNodeFacts(admin, counted, [gw], { ...(mode ? { mode } : {}), ...(pageSize ? { pageSize } : {}) });
+      assert.equal(found.nodes.length, 6, label);
+      assert.equal(new Set(found.nodes.map((n) => n.name)).size, 6, label);
+      const o = classifyNodes(found.nodes, { [gw]: '~> 1.1' }, 0, { rules: { staleAfterMs: 86_400_000 } });
+      results[label] = { total: o.total, converged: o.converged, unaffected: o.unaffected };
+      if (pageSize) assert.ok(found.requests >= 3 || found.mode === 'partial-unpaged', `${label}: ${found.requests} requests`);
     }
-    for (const r of Object.values(results)) assert.deepEqual(r, expected);
+    for (const r of Object.values(results)) assert.deepEqual(r, { total: 5, converged: 4, unaffected: 1 });
   });
 });
 

@@ -1,12 +1,13 @@
 /**
- * Test data for the Chef tests and benchmark, written with the project's own client: environments,
- * cookbook versions (uploaded through a sandbox, as knife does) and nodes (as a chef-client run
- * saves them).
+ * Test data for the Chef tests and benchmarks, written with the project's own client: environments
+ * and cookbook versions (uploaded through a sandbox, as knife does). Nodes are not test data: they
+ * are the fleet simulator's (fleetApi), saved by its chef-client runs.
  */
 import { createHash, createPrivateKey } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { ChefClient, seg } from '../../activities/chef/client.ts';
 import type { ChefTarget } from '../../activities/chef/index.ts';
+import { FleetApi } from '../../scripts/fleet/api.ts';
 import { requireEnv, uniqueName } from './env.ts';
 
 export interface ChefServerEnv {
@@ -114,33 +115,12 @@ export async function uploadCookbook(client: ChefClient, name: string, version: 
   await client.put(`cookbooks/${seg(name)}/${seg(version)}`, { object: `cookbook ${name} ${version}`, body });
 }
 
-export interface NodeSeed {
-  name: string;
-  environment: string;
-  /** epoch seconds of the last run; undefined = never ran */
-  ohaiTime?: number;
-  /** cookbook -> version the last run used */
-  cookbooks: Record<string, string>;
-}
-
-export async function registerNode(client: ChefClient, n: NodeSeed): Promise<void> {
-  const automatic: Record<string, unknown> = { cookbooks: Object.fromEntries(Object.entries(n.cookbooks).map(([cb, version]) => [cb, { version }])) };
-  if (n.ohaiTime !== undefined) automatic.ohai_time = n.ohaiTime;
-  const body = { name: n.name, chef_environment: n.environment, json_class: 'Chef::Node', chef_type: 'node', run_list: [], normal: {}, default: {}, override: {}, automatic };
-  try {
-    await client.post('nodes', { object: `node ${n.name}`, body });
-  } catch {
-    // already there (a re-run): a chef-client run updates it the same way
-    await client.put(`nodes/${seg(n.name)}`, { object: `node ${n.name}`, body });
-  }
-}
-
-export async function registerNodes(client: ChefClient, nodes: readonly NodeSeed[], concurrency = 16): Promise<void> {
-  await mapLimit(nodes, concurrency, (n) => registerNode(client, n));
-}
-
-export async function deleteNodes(client: ChefClient, names: readonly string[], concurrency = 16): Promise<void> {
-  await mapLimit(names, concurrency, (name) => client.delete(`nodes/${seg(name)}`, { object: `node ${name}` }).catch(() => undefined));
+/**
+ * The stack's fleet simulator (FLEET_URL). Node objects come only from its simulated chef-client
+ * runs: tests never write them.
+ */
+export function fleetApi(): FleetApi {
+  return new FleetApi(requireEnv('FLEET_URL'));
 }
 
 /** Polls until the node search sees `count` nodes in the environment (the index may lag writes). */

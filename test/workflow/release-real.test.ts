@@ -1,7 +1,8 @@
 /**
  * The release workflow with the real activities against the real servers of the stack: Temporal
  * dev server, goiardi (Chef), kube-apiserver with the Flux CRDs (the controller stand-in writes
- * Flux and Deployment status through the API server) and Prometheus. Durations are short.
+ * Flux and Deployment status through the API server), the fleet simulator's nodes running
+ * chef-client against goiardi, and Prometheus. Durations are short.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -15,8 +16,7 @@ import { validateSpec } from '../../release-spec/load.ts';
 import { closeChefPools } from '../../activities/chef/client.ts';
 import { sendCommand, startRelease } from '../../client/releases.ts';
 import { type ReleaseStatus, statusQuery } from '../../workflows/messages.ts';
-import { adminClient, chefServerEnv, createEnvironment, deleteEnvironment, registerNodes, uploadCookbook } from '../support/chef-fixtures.ts';
-import { convergeWhenPinned } from '../support/chef-client-standin.ts';
+import { adminClient, chefServerEnv, createEnvironment, deleteEnvironment, fleetApi, uploadCookbook } from '../support/chef-fixtures.ts';
 import { requireEnv, uniqueName } from '../support/env.ts';
 import { startStandIn, type StandIn } from '../support/controller-standin.ts';
 import { adminKubeConfig, createCanaryIngress, createDeployment, createKustomization, createNamespace } from '../support/seed-kube.ts';
@@ -24,6 +24,7 @@ import { startTestWorker, type TestWorker } from '../support/temporal.ts';
 
 const chef = adminClient();
 const chefEnv = chefServerEnv();
+const fleet = fleetApi();
 const kc = adminKubeConfig();
 const custom = kc.makeApiClient(k8s.CustomObjectsApi);
 const net = kc.makeApiClient(k8s.NetworkingV1Api);
@@ -40,6 +41,7 @@ before(async () => {
   tw = await startTestWorker();
 });
 after(async () => {
+  await fleet.remove({ prefix: `${ns}-` });
   await tw?.stop();
   await standIn?.stop();
   await closeChefPools();
@@ -99,9 +101,9 @@ async function rolledBack(handle: WorkflowHandle): Promise<{ message: string; st
 describe('release workflow against the real servers', () => {
   it('happy path: pins Chef, patches Flux, walks the canary, passes every gate', async () => {
     const name = await seed();
-    const nodes = [1, 2, 3].map((i) => `${name}-vm${i}`);
-    await registerNodes(chef, nodes.map((n) => ({ name: n, environment: name, ohaiTime: Date.now() / 1000 - 600, cookbooks: { [cookbook]: '2.0.0' } })));
-    const converging = convergeWhenPinned(chef, { environment: name, cookbook, version: '2.1.0', nodes });
+    // three VMs running chef-client every 1-2 s, on 2.0.0 before the release
+    const { added: nodes } = await fleet.add({ environment: name, prefix: `${ns}-${name}`, count: 3, runList: [`recipe[${cookbook}]`], intervalMs: 1000, splayMs: 1000 });
+    await fleet.waitForVersion({ names: nodes }, cookbook, '2.0.0', { count: 3 });
     const input = release(name, {
       gates: {
         converged: { chefConvergence: { target: 'vms', minPercent: 100 }, timeout: '60s', interval: '1s' },
@@ -113,8 +115,10 @@ describe('release workflow against the real servers', () => {
     });
     const handle = await startRelease(tw.client, input, { taskQueue: tw.taskQueue });
     const status = (await handle.result()) as ReleaseStatus;
-    await converging;
     assert.equal(status.phase, 'Succeeded', status.error);
+    // the gate passed on real runs: each node saved 2.1.0 after the pin
+    for (const n of await fleet.list({ names: nodes })) assert.equal(n.lastSuccess?.versions?.[cookbook], '2.1.0', n.name);
+    assert.match(status.gates.find((g) => g.gate === 'converged')!.reason, /^3\/3 nodes converged \(100%, need 100%\)/);
     assert.deepEqual(await pinned(name), { [cookbook]: '= 2.1.0' });
     assert.deepEqual(await images(name), [{ name: 'ghcr.io/acme/web', newTag: '2.1.0' }]);
     assert.equal(await weight(name), '100');
