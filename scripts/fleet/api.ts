@@ -3,6 +3,7 @@
  * and a small client for it, used by `npm run stack -- nodes …`, the tests, the benchmarks and
  * the demo. Durations are milliseconds here; the CLI takes "10s", "4h".
  */
+import { Agent, fetch } from 'undici';
 
 export interface AddNodes {
   environment: string;
@@ -96,6 +97,9 @@ export interface FleetStats {
 
 export class FleetError extends Error {}
 
+/** Registering thousands of nodes takes minutes: no header or body timeout, only each call's own deadline. */
+const patient = new Agent({ headersTimeout: 0, bodyTimeout: 0, keepAliveTimeout: 1_000 });
+
 export class FleetApi {
   readonly url: string;
   constructor(url = process.env.FLEET_URL) {
@@ -103,10 +107,11 @@ export class FleetApi {
     this.url = url.replace(/\/+$/, '');
   }
 
-  private async call<T>(method: string, path: string, body?: unknown, timeoutMs = 600_000): Promise<T> {
-    let res: Response;
+  private async call<T>(method: string, path: string, body?: unknown, timeoutMs = 120_000): Promise<T> {
+    let res: Awaited<ReturnType<typeof fetch>>;
     try {
       res = await fetch(`${this.url}${path}`, {
+        dispatcher: patient,
         method,
         headers: body === undefined ? {} : { 'content-type': 'application/json' },
         body: body === undefined ? null : JSON.stringify(body),
@@ -123,14 +128,15 @@ export class FleetApi {
 
   /** Registers clients and nodes (as validatorless knife bootstrap does) and schedules their runs. */
   add(req: AddNodes): Promise<{ added: string[] }> {
-    return this.call('POST', '/nodes', req);
+    // about 0.1 s per node on a busy 2-core machine (an RSA key each), plus room
+    return this.call('POST', '/nodes', req, 120_000 + 1000 * (req.names?.length ?? req.count ?? 1));
   }
   fault(req: FaultNodes): Promise<{ changed: string[] }> {
     return this.call('POST', '/nodes/fault', req);
   }
   /** Stops the nodes and deletes their node and client objects and keys. */
   remove(req: RemoveNodes): Promise<{ removed: string[] }> {
-    return this.call('POST', '/nodes/remove', req);
+    return this.call('POST', '/nodes/remove', req, 3_600_000);
   }
   list(filter: { prefix?: string; environment?: string; names?: string[] } = {}): Promise<NodeView[]> {
     const q = new URLSearchParams();

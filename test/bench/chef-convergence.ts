@@ -73,9 +73,10 @@ try {
       await fleet.add({ environment: env, count: n, prefix, runList: [`recipe[${cookbook}]`] });
       note(`registered in ${((performance.now() - t0) / 1000).toFixed(0)} s; waiting for every first run`);
       await fleet.waitFor({ prefix: `${prefix}-` }, `a successful first run on all ${n} nodes`, (ns) => ns.length === n && ns.every((x) => x.lastSuccess), 3_600_000);
-      await waitForIndexed(client, env, n, 600_000);
       registerS = ((performance.now() - t0) / 1000).toFixed(0);
     }
+    await fleet.waitFor({ prefix: `${prefix}-` }, `a successful run on all ${n} nodes`, (ns) => ns.length === n && ns.every((x) => x.lastSuccess), 3_600_000);
+    await waitForIndexed(client, env, n, 600_000);
     const since = Date.now() - 3 * 3_600_000;
 
     for (const mode of ['auto', 'partial-unpaged', 'full'] as const) {

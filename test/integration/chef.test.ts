@@ -116,11 +116,14 @@ describe('signed requests', () => {
 
   it('a search with a query string (the query is not part of the signed path)', async () => {
     const name = await newEnvironment('hr-q');
-    const res = await admin.get<{ rows: { name: string }[] }>('search/environment', {
-      object: 'environment search',
-      query: { q: `name:${name}`, rows: 10, start: 0 },
-    });
-    assert.deepEqual(res.rows.map((r) => r.name), [name]);
+    // the index lags writes: ask until the new environment shows (or a deadline says what was seen)
+    let rows: string[] = [];
+    for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+      const res = await admin.get<{ rows: { name: string }[] }>('search/environment', { object: 'environment search', query: { q: `name:${name}`, rows: 10, start: 0 } });
+      rows = res.rows.map((r) => r.name);
+      if (rows.length) break;
+    }
+    assert.deepEqual(rows, [name]);
   });
 });
 
@@ -306,7 +309,7 @@ describe('convergence gate, against chef-client runs of the fleet simulator', ()
     await fleet.fault({ names: [dead!], decommission: true }); // a VM switched off: its node object stays
     await fleet.waitFor({ names: [db!] }, 'a first run of the db node', (ns) => ns.every((n) => n.lastSuccess));
 
-    const target = targetFor(server, name, { [gw]: '~> 1.1' });
+    const target = targetFor(server, name, { [gw]: '= 1.1.0' });
     const { landedAt } = await run(chef.chefPin, target);
     const res = (await gate(target, landedAt!, { staleAfterMs: 15_000, maxClockSkewMs: 2_000 })) as GateResult;
     assert.equal(res.ok, true, res.reason);
@@ -349,8 +352,10 @@ describe('convergence gate, against chef-client runs of the fleet simulator', ()
   });
 
   it('without run reports (a client that may not read them) a failure shows only as lagging, and the reason says so', async () => {
-    const name = await newEnvironment('hr-blind', { [gw]: '= 1.2.0' });
+    const name = await newEnvironment('hr-blind', { [gw]: '= 1.1.0' });
     const nodes = await addNodes(name, `${name}-n`, { count: 1 });
+    await convergedOn(nodes, '1.1.0');
+    await run(chef.chefPin, targetFor(server, name, { [gw]: '= 1.2.0' }));
     await fleet.waitFor({ names: nodes }, 'a failed run', (ns) => ns.every((n) => n.lastRun?.status === 'failure'));
     // a reader: a non-admin client, which goiardi lets search nodes but not read run reports
     const dir = mkdtempSync(join(tmpdir(), 'hr-reader-'));
