@@ -9,7 +9,8 @@
  *      of `repeats`, next to the figure before the simulator existed (0.72 s for 5,000 nodes with
  *      seeded node objects, one search, no run reports);
  *   3. measures the simulator's and goiardi's CPU and memory while the N nodes idle at
- *      chef-client's default interval (30 min, splay 5 min) for `idleSeconds`;
+ *      chef-client's default interval (30 min, splay 5 min) for `idleSeconds`, then the CPU per
+ *      run (up to 500 of the nodes every 30-40 s) and what that makes for N nodes at 30 min;
  *   4. prints the classification of 200,000 nodes on its own (the worker's share of a poll).
  *
  *   node test/bench/chef-convergence.ts [sizes, default 5000] [repeats, default 3] [idleSeconds, default 60]
@@ -54,6 +55,7 @@ function servicePid(name: string): number {
 
 const polls: (string | number)[][] = [];
 const costs: (string | number)[][] = [];
+const steady: (string | number)[][] = [];
 const created: { env: string; prefix: string }[] = [];
 
 try {
@@ -131,6 +133,24 @@ try {
         after.chef.rssMiB.toFixed(0),
         (runs / idleSeconds).toFixed(2),
       ]);
+
+      // steady state: CPU per chef-client run, from a sample run at a short interval, scaled to
+      // N nodes at 30 min (the runs of an idle fleet are spread over its interval)
+      const sample = (await fleet.list({ prefix: `${prefix}-` })).slice(0, Math.min(n, 500)).map((x) => x.name);
+      await fleet.fault({ names: sample, intervalMs: 30_000, splayMs: 10_000 });
+      try {
+        await new Promise((r) => setTimeout(r, 15_000)); // past the first burst
+        const b0 = { fleet: procUsage(fleetPid), chef: procUsage(chefPid), runs: (await fleet.stats()).runs };
+        note(`measuring ${idleSeconds} s of ${sample.length} nodes running every 30-40 s…`);
+        await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+        const b1 = { fleet: procUsage(fleetPid), chef: procUsage(chefPid), runs: (await fleet.stats()).runs };
+        const sampled = b1.runs - b0.runs;
+        const perRun = { fleet: (1000 * (b1.fleet.cpu - b0.fleet.cpu)) / sampled, chef: (1000 * (b1.chef.cpu - b0.chef.cpu)) / sampled };
+        const perSecond = n / 1950; // 30 min + half the 5 min splay
+        steady.push([n, sampled, perRun.fleet.toFixed(1), perRun.chef.toFixed(1), perSecond.toFixed(2), `${((perRun.fleet * perSecond) / 10).toFixed(1)}%`, `${((perRun.chef * perSecond) / 10).toFixed(1)}%`]);
+      } finally {
+        await fleet.fault({ names: sample, intervalMs: 30 * 60_000, splayMs: 5 * 60_000 });
+      }
     }
   }
 
@@ -149,6 +169,8 @@ try {
   if (costs.length) {
     console.log(`\nFleet at idle (chef-client's default interval 30m + splay 5m), over ${idleSeconds} s; CPU in % of one core\n`);
     printTable(['nodes', 'registration s', 'fleet CPU', 'fleet RSS MiB', 'goiardi CPU', 'goiardi RSS MiB', 'runs / s'], costs);
+    console.log(`\nSteady state: CPU ms per chef-client run (a sample of the nodes every 30-40 s, over ${idleSeconds} s), and for all nodes at 30m + splay 5m\n`);
+    printTable(['nodes', 'sampled runs', 'fleet ms / run', 'goiardi ms / run', 'runs / s at 30m', 'fleet CPU', 'goiardi CPU'], steady);
   }
   console.log(`\nclassification alone: 200,000 nodes in ${median(times).toFixed(0)} ms (median of 5)`);
 } finally {

@@ -66,7 +66,7 @@ export function fakeActivities(world: World) {
       const before = pins(t.environment, Object.keys(t.cookbooks));
       enter('chefPin');
       Object.assign(world.chef[t.environment]!, t.cookbooks);
-      return before;
+      return { previous: before, landedAt: Date.now() };
     },
     async chefRestore(i: { target: { environment: string }; previous: Pins }) {
       enter('chefRestore');
