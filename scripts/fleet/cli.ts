@@ -28,7 +28,7 @@ function duration(flag: string, text: string | undefined, signed = false): numbe
   if (text === undefined) return undefined;
   const negative = signed && text.startsWith('-');
   const ms = parseDuration(negative || text.startsWith('+') ? text.slice(1) : text);
-  if (ms === undefined) throw new Error(`--${flag} ${JSON.stringify(text)} is not a duration (write e.g. 10s, 5m, 4h${signed ? ', -60s' : ''})`);
+  if (ms === undefined) throw new Error(`--${flag} ${JSON.stringify(text)} is not a duration (write e.g. 10s, 5m, 4h${signed ? '; behind: --skew=-60s' : ''})`);
   return negative ? -ms : ms;
 }
 
