@@ -200,7 +200,9 @@ export function formatNodes(nodes: readonly NodeView[], now = Date.now()): strin
   const rows = nodes.map((n) => {
     const last = n.lastRun;
     const status = n.state === 'decommissioned' ? 'decommissioned' : n.state === 'running' ? 'running' : (last?.status ?? 'pending');
-    const versions = Object.entries(last?.versions ?? n.lastSuccess?.versions ?? {}).map(([cb, v]) => `${cb} ${v}`).join(', ');
+    // the versions the last run resolved; a run that failed before resolving shows the last success's
+    const resolved = last?.versions ?? n.lastSuccess?.versions;
+    const versions = Object.entries(resolved ?? {}).map(([cb, v]) => `${cb} ${v}`).join(', ') + (resolved && resolved !== last?.versions ? ' (last success)' : '');
     const faults = [n.skewMs ? `clock ${n.skewMs > 0 ? '+' : '-'}${formatDurationShort(Math.abs(n.skewMs))}` : '', n.reporting ? '' : 'no reporting', n.convergeMs ? `converge ${formatDurationShort(n.convergeMs)}` : ''].filter(Boolean).join(', ');
     return [
       n.name,
