@@ -141,6 +141,7 @@ async function checkGate(run: Run, index: number, name: string): Promise<void> {
       result = await gates.fluxReadyGate.executeWithOptions(options, [{ gate: name, target, token: run.tokens.get(target.id)!, timeoutMs: timing.timeoutMs, intervalMs: timing.intervalMs }]);
     } else if (g.chefConvergence) {
       const target = body.chef.find((t) => t.id === g.chefConvergence!.target)!;
+      // a spec validated before these fields existed lacks them: the activity has the same defaults
       const c = g.chefConvergence;
       result = await gates.chefConvergenceGate.executeWithOptions(options, [
         {
@@ -148,10 +149,10 @@ async function checkGate(run: Run, index: number, name: string): Promise<void> {
           target,
           since: run.pinnedAt.get(target.id)!,
           minPercent: c.minPercent,
-          maxFailed: c.maxFailed,
-          staleAfterMs: parseDuration(c.staleAfter)!,
-          includeStale: c.includeStale,
-          maxClockSkewMs: parseDuration(c.maxClockSkew)!,
+          ...(c.maxFailed !== undefined ? { maxFailed: c.maxFailed } : {}),
+          ...(c.staleAfter ? { staleAfterMs: parseDuration(c.staleAfter)! } : {}),
+          ...(c.includeStale !== undefined ? { includeStale: c.includeStale } : {}),
+          ...(c.maxClockSkew ? { maxClockSkewMs: parseDuration(c.maxClockSkew)! } : {}),
           ...timing,
         },
       ]);
