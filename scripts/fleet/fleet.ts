@@ -366,14 +366,16 @@ export class Fleet {
     const node = existing ?? this.makeNode({ name, ...base, decommissioned: false, bootMs: Date.now() + base.skewMs - rand(30 * 86_400_000) }, key);
     Object.assign(node, base, { decommissioned: false });
     this.nodes.set(name, node);
+    // knife creates the node with the new client's key, from the workstation: its clock, not the VM's
+    const knife = new ChefClient({ serverUrl: this.o.chefUrl, identity: node.chef.identity });
     const body = { name, chef_environment: base.environment, run_list: base.runList, json_class: 'Chef::Node', chef_type: 'node', normal: {}, default: {}, override: {}, automatic: {} };
     try {
-      await node.chef.post('nodes', { object: `node ${name}`, body });
+      await knife.post('nodes', { object: `node ${name}`, body });
     } catch (err) {
       if (!(err instanceof ApplicationFailure && err.type === 'ChefConflict')) throw err;
       // already there (an earlier add): point it at this environment and run list, keep the rest
-      const current = await node.chef.get<Record<string, unknown>>(`nodes/${seg(name)}`, { object: `node ${name}` });
-      await node.chef.put(`nodes/${seg(name)}`, { object: `node ${name}`, body: { ...current, chef_environment: base.environment, run_list: base.runList } });
+      const current = await knife.get<Record<string, unknown>>(`nodes/${seg(name)}`, { object: `node ${name}` });
+      await knife.put(`nodes/${seg(name)}`, { object: `node ${name}`, body: { ...current, chef_environment: base.environment, run_list: base.runList } });
     }
     if (!node.running) this.scheduleAt(node, Date.now() + rand(Math.min(node.splayMs, FIRST_RUN_SPREAD_MS)));
   }

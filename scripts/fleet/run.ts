@@ -99,13 +99,18 @@ function httpFailure(err: unknown, title: string): RunFailure {
   const details = err instanceof ApplicationFailure ? (err.details?.[0] as { status?: number } | undefined) : undefined;
   const status = details?.status;
   // ChefClient's message is "Chef server URL: METHOD object failed with STATUS (what the server said): what to do"
-  const says = /failed with \d+ \((.*)\): [^()]*$/s.exec(failureMessage(err))?.[1] ?? failureMessage(err);
-  if (status === undefined) return new RunFailure('Errno::ECONNREFUSED', failureMessage(err), { title, sections: [] });
+  const says = /failed with \d+ \((.*?)\): /s.exec(failureMessage(err))?.[1] ?? failureMessage(err);
+  if (status === undefined) {
+    // no HTTP answer at all: what Ruby's Net::HTTP would have raised
+    const msg = failureMessage(err);
+    const cls = /ECONNREFUSED/.test(msg) ? 'Errno::ECONNREFUSED' : /no answer within/.test(msg) ? 'Net::ReadTimeout' : 'SocketError';
+    return new RunFailure(cls, msg, { title, sections: [] });
+  }
   const phrase: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 403: 'Forbidden', 404: 'Not Found', 409: 'Conflict', 412: 'Precondition Failed', 500: 'Internal Server Error', 503: 'Service Unavailable' };
   return new RunFailure(status >= 500 ? 'Net::HTTPFatalError' : 'Net::HTTPClientException', `${status} "${phrase[status] ?? 'Error'}"`, { title, sections: [{ 'Server Response': says }] });
 }
 
-async function orPrefix<T>(title: string, fn: () => Promise<T>): Promise<T> {
+async function asRunFailure<T>(title: string, fn: () => Promise<T>): Promise<T> {
   try {
     return await fn();
   } catch (err) {
@@ -143,7 +148,7 @@ export async function chefClientRun(node: RunnableNode, ctx: RunContext, record:
     } catch (err) {
       if (!(err instanceof ApplicationFailure && err.type === 'ChefNotFound')) throw httpFailure(err, 'Error loading the node:');
       obj = { name: node.name, chef_environment: node.environment, run_list: node.runList, normal: {} };
-      await orPrefix('Error creating the node:', () =>
+      await asRunFailure('Error creating the node:', () =>
         req('post', 'nodes', `node ${node.name}`, { ...obj, json_class: 'Chef::Node', chef_type: 'node', default: {}, override: {}, automatic: {} }),
       );
     }
@@ -162,7 +167,7 @@ export async function chefClientRun(node: RunnableNode, ctx: RunContext, record:
 
     // 4. sync_cookbooks
     const expanded = expandRunList(runList);
-    const solved = await orPrefix('Error Resolving Cookbooks for Run List:', () =>
+    const solved = await asRunFailure('Error Resolving Cookbooks for Run List:', () =>
       req<Record<string, SolvedCookbook>>('post', `environments/${seg(environment)}/cookbook_versions`, `cookbook versions for ${node.name} in environment ${environment}`, { run_list: expanded }),
     );
     run.versions = Object.fromEntries(Object.entries(solved).map(([cb, v]) => [cb, v.version]));
@@ -180,7 +185,7 @@ export async function chefClientRun(node: RunnableNode, ctx: RunContext, record:
           continue;
         }
         if (!file.url) throw new RunFailure('Chef::Exceptions::CookbookChefVersionMismatch', `cookbook ${cbName} ${cb.version}: no URL for ${path}`);
-        const bytes = await orPrefix(`Error Syncing Cookbooks:`, () => {
+        const bytes = await asRunFailure(`Error Syncing Cookbooks:`, () => {
           ctx.countRequest();
           // the server builds file URLs from its own host name; the path is what to ask for
           return chef.getBytes(new URL(file.url!).pathname, { object: `file ${path} of cookbook ${cbName} ${cb.version}`, signal });
@@ -223,7 +228,7 @@ export async function chefClientRun(node: RunnableNode, ctx: RunContext, record:
       await req('put', nodePath, `node ${node.name}`, saved);
     } catch (err) {
       if (!(err instanceof ApplicationFailure && err.type === 'ChefNotFound')) throw httpFailure(err, 'Error saving the node:');
-      await orPrefix('Error saving the node:', () => req('post', 'nodes', `node ${node.name}`, saved));
+      await asRunFailure('Error saving the node:', () => req('post', 'nodes', `node ${node.name}`, saved));
     }
     run.status = 'success';
     run.endedAt = node.now();
