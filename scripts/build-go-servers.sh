@@ -25,6 +25,14 @@ export GOFLAGS="-trimpath -mod=mod" GOTOOLCHAIN=local
 SCRATCH=$(mktemp -d)
 trap 'rm -rf "$SCRATCH"' EXIT
 
+# lock NAME: one build of a tool at a time per cache, so provisioning from two checkouts at once
+# waits for the other build instead of writing the same binary twice (held until this script exits)
+lock() {
+  mkdir -p "$CACHE"
+  exec {fd}>"$CACHE/.build-$1.lock"
+  flock "$fd" || true
+}
+
 # tools_go IMPORT...: a tools.go that keeps the wrapper's requirements through `go mod tidy`
 tools_go() {
   { echo '//go:build tools'; echo 'package tools'; for i in "$@"; do echo "import _ \"$i\""; done; } > tools.go
@@ -36,6 +44,7 @@ gomod_of() {
 }
 
 build_etcd() {
+  lock etcd
   local out="$CACHE/etcd/v$ETCD_VERSION/etcd"
   [ -x "$out" ] && { echo "etcd v$ETCD_VERSION: cached ($out)"; return; }
   local t0=$SECONDS w; w=$(mktemp -d -p "$SCRATCH")
@@ -62,6 +71,7 @@ build_etcd() {
 # share nearly every package, so the second and third mostly link.
 KUBE_CMDS=(kube-apiserver kube-controller-manager kube-scheduler)
 build_kube() {
+  lock kube
   local dir="$CACHE/kube/v$KUBE_VERSION" missing=() c
   for c in "${KUBE_CMDS[@]}"; do [ -x "$dir/$c" ] || missing+=("$c"); done
   [ ${#missing[@]} -eq 0 ] && { echo "kube v$KUBE_VERSION (${KUBE_CMDS[*]}): cached ($dir)"; return; }
@@ -94,6 +104,7 @@ build_kube() {
 
 # kwok has no replace directives: a plain `go install`
 build_kwok() {
+  lock kwok
   local out="$CACHE/kwok/v$KWOK_VERSION/kwok"
   [ -x "$out" ] && { echo "kwok v$KWOK_VERSION: cached ($out)"; return; }
   local t0=$SECONDS
@@ -108,6 +119,7 @@ build_kwok() {
 # the same tag, and the controller already requires it).
 build_flux() {
   local name=$1 version=$2
+  lock "$name"
   local out="$CACHE/$name/v$version/$name"
   [ -x "$out" ] && { echo "$name v$version: cached ($out)"; return; }
   local t0=$SECONDS w; w=$(mktemp -d -p "$SCRATCH")

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Provisions the local test dependencies, idempotently, into a per-user cache keyed by version
 # (CI runs in a fresh clone each time; the cache is what makes the second run fast):
-#   Node check · apt packages (goiardi, prometheus) · Temporal CLI · etcd + kube-apiserver · Flux CRDs
+#   Node check · apt packages (goiardi, prometheus, git) · Go builds, in parallel: Temporal CLI,
+#   etcd, kube (apiserver, controller-manager, scheduler), kwok, Flux controllers · Flux CRDs
 # Prints each part and how long it took, then the total (cold: builds; warm: all cached).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,7 +29,9 @@ apt_packages() {
   command -v openssl >/dev/null || missing+=(openssl)
   # ssh-keygen signs approvers' decisions (tests, demo) as users' own keys do
   command -v ssh-keygen >/dev/null || missing+=(openssh-client)
-  if [ ${#missing[@]} -eq 0 ]; then echo "    goiardi, prometheus, openssl, ssh-keygen: installed"; return; fi
+  # the stack's Git server runs git-http-backend (git's smart HTTP CGI)
+  [ -x /usr/lib/git-core/git-http-backend ] || missing+=(git)
+  if [ ${#missing[@]} -eq 0 ]; then echo "    goiardi, prometheus, openssl, ssh-keygen, git: installed"; return; fi
   echo "    installing ${missing[*]} with apt-get"
   local sudo=""; [ "$(id -u)" -ne 0 ] && sudo=sudo
   # the Debian prometheus package would start a system service; a policy-rc.d may forbid that,
@@ -40,17 +43,56 @@ apt_packages() {
 }
 
 temporal_cli() {
-  if command -v temporal >/dev/null; then echo "    using temporal on PATH: $(command -v temporal)"; return; fi
+  if command -v temporal >/dev/null; then echo "using temporal on PATH: $(command -v temporal)"; return; fi
   local out="$CACHE/temporal/v$V_temporal/temporal"
-  if [ -x "$out" ]; then echo "    cached: $out"; return; fi
-  echo "    building Temporal CLI v$V_temporal from Go modules (several minutes cold)"
+  if [ -x "$out" ]; then echo "temporal v$V_temporal: cached ($out)"; return; fi
+  local t0=$SECONDS
+  echo "temporal v$V_temporal: building the Temporal CLI from Go modules"
   mkdir -p "$(dirname "$out")"
   GOBIN="$(dirname "$out")" GOFLAGS=-trimpath GOTOOLCHAIN=local \
     go install -ldflags='-s -w' "github.com/temporalio/cli/cmd/temporal@v$V_temporal"
+  echo "temporal v$V_temporal: built in $((SECONDS - t0))s"
 }
 
-go_servers() {
-  ETCD_VERSION=$V_etcd KUBE_VERSION=$V_kube scripts/build-go-servers.sh all | sed 's/^/    /'
+# The Go builds run side by side, one background job each with its own log: on two cores the
+# compilers keep both busy while other jobs download modules or link, and the Flux controllers
+# (one job, built one after another) share most packages through the Go build cache.
+# A job that fails stops provisioning with its log's tail; every job's duration is printed.
+go_builds() {
+  local logs="${HYBRID_RELEASE_STACK_DIR:-.stack}/provision-logs"
+  mkdir -p "$logs"
+  export ETCD_VERSION=$V_etcd KUBE_VERSION=$V_kube KWOK_VERSION=$V_kwok \
+    SOURCE_CONTROLLER_VERSION=$V_sourceController KUSTOMIZE_CONTROLLER_VERSION=$V_kustomizeController \
+    HELM_CONTROLLER_VERSION=$V_helmController
+  local jobs=(temporal etcd kube kwok flux) name pids=() failed=()
+  for name in "${jobs[@]}"; do
+    rm -f "$logs/$name.seconds"
+    # each job writes its own wall time when it ends (jobs are awaited in list order, not end order)
+    (
+      t0=$SECONDS rc=0
+      if [ "$name" = temporal ]; then temporal_cli || rc=$?; else scripts/build-go-servers.sh "$name" || rc=$?; fi
+      echo $((SECONDS - t0)) >"$logs/$name.seconds"
+      exit $rc
+    ) >"$logs/$name.log" 2>&1 &
+    pids+=($!)
+  done
+  echo "    building ${jobs[*]} in parallel (logs: $logs/<name>.log)"
+  local i rc
+  for i in "${!jobs[@]}"; do
+    name=${jobs[$i]}
+    rc=0; wait "${pids[$i]}" || rc=$?
+    # the log's own lines ("…: cached", "…: built in Ns"), then the job's wall time
+    grep -E ': (cached|built in|done in)|^using ' "$logs/$name.log" | sed 's/^/    /' || true
+    local took; took=$(cat "$logs/$name.seconds" 2>/dev/null || echo '?')
+    if [ $rc -ne 0 ]; then
+      failed+=("$name")
+      echo "    !! $name FAILED (exit $rc) after ${took}s; last lines of $logs/$name.log:" >&2
+      tail -n 25 "$logs/$name.log" | sed 's/^/       /' >&2
+    else
+      echo "    $name: job finished after ${took}s"
+    fi
+  done
+  if [ ${#failed[@]} -gt 0 ]; then echo "!! build(s) failed: ${failed[*]}" >&2; return 1; fi
 }
 
 # Flux CRDs come from the controllers' own Go modules (config/crd/bases), fetched through the Go
@@ -82,8 +124,7 @@ step "node" node_check
 # versions live in scripts/lib/paths.ts so stack.ts and this script agree
 eval "$(node scripts/lib/paths.ts versions | sed 's/^/V_/')"
 step "apt packages" apt_packages
-step "temporal cli" temporal_cli
-step "etcd + kube-apiserver" go_servers
+step "go builds (temporal, etcd, kube, kwok, flux controllers)" go_builds
 step "flux crds" flux_crds
 step "chromium (Temporal UI check)" scripts/provision-browser.sh
 echo "==> provisioning done in $((SECONDS - T_START))s (cache: $CACHE)"

@@ -1,7 +1,7 @@
 /**
  * The local stack of real servers the tests and the demo run against.
  *
- *   npm run stack -- up     [--only temporal,chef,kube,prometheus]
+ *   npm run stack -- up     [--only temporal,chef,sources,kube,kube-b,prometheus]
  *   npm run stack -- down   [--only ...]
  *   npm run stack -- status
  *   npm run stack -- nodes add|fault|remove|list …   (the Chef fleet simulator, scripts/fleet/)
@@ -14,17 +14,34 @@ import { join } from 'node:path';
 import { chef } from './stack/chef.ts';
 import { fleet } from './stack/fleet.ts';
 import { nodesCommand } from './fleet/cli.ts';
-import { etcd, kubeApiserver } from './stack/kube.ts';
+import { cluster, mergedKubeconfig } from './stack/kube.ts';
 import { exporter, prometheus } from './stack/prometheus.ts';
 import type { Service } from './stack/service.ts';
+import { sources } from './stack/sources.ts';
 import { temporal } from './stack/temporal.ts';
 import { stackDir } from './lib/paths.ts';
 import { runs, stopGroup } from './lib/proc.ts';
-import { loadLastPorts, loadState, rememberPorts, saveState, writeEnvFile } from './lib/state.ts';
+import { loadLastPorts, loadState, rememberPorts, saveState, writeEnvFile, type StackState } from './lib/state.ts';
 
-// start order: dependencies first (etcd before the apiserver, exporter before prometheus)
-const services: Service[] = [temporal, chef, fleet, etcd, kubeApiserver, exporter, prometheus];
-const groups = ['temporal', 'chef', 'kube', 'prometheus'] as const;
+const clusters = [cluster(''), cluster('-b')];
+const [a, b] = clusters as [ReturnType<typeof cluster>, ReturnType<typeof cluster>];
+const byName = (c: typeof a, base: string) => c.services.find((s) => s.name === `${base}${c.suffix}`)!;
+const controllers = ['kube-controller-manager', 'kube-scheduler', 'kwok', 'source-controller', 'kustomize-controller', 'helm-controller'];
+
+/**
+ * Start order in waves: everything in a wave starts at once and the wave waits until all of it
+ * answers; a wave only needs what earlier waves started (etcd before its API server, the API
+ * server and its CRDs before the controllers, the exporter before Prometheus, goiardi before the
+ * Chef fleet simulator).
+ */
+const waves: Service[][] = [
+  [temporal, chef, sources, byName(a, 'etcd'), byName(b, 'etcd'), exporter],
+  // the fleet simulator signs against goiardi: after chef
+  [byName(a, 'kube-apiserver'), byName(b, 'kube-apiserver'), prometheus, fleet],
+  [...controllers.map((c) => byName(a, c)), ...controllers.map((c) => byName(b, c))],
+];
+const services: Service[] = waves.flat();
+const groups = ['temporal', 'chef', 'sources', 'kube', 'kube-b', 'prometheus'] as const;
 const startTimeoutMs = Number(process.env.STACK_START_TIMEOUT_MS ?? 120_000);
 
 function parseOnly(argv: string[]): Set<string> {
@@ -39,43 +56,59 @@ function parseOnly(argv: string[]): Set<string> {
 
 const seconds = (t0: number) => `${((Date.now() - t0) / 1000).toFixed(1)}s`;
 
-async function up(only: Set<string>): Promise<void> {
-  const state = loadState();
-  for (const svc of services.filter((s) => only.has(s.group))) {
-    const t0 = Date.now();
-    const rec = state[svc.name];
-    if (rec && runs(rec.pid, rec.binary) && !svc.stale?.(rec, state)) {
-      try {
-        await svc.ready(rec, 15_000);
-        await svc.afterReady?.(rec);
-        rememberPorts(svc.name, rec.ports);
-        console.log(`${svc.name}: already running (pid ${rec.pid}), answering`);
-        continue;
-      } catch (err) {
-        console.log(`${svc.name}: pid ${rec.pid} runs but does not answer (${(err as Error).message}); restarting`);
-      }
-    }
-    if (rec) {
-      // only signal a pid that still runs our binary: a recorded pid may have been recycled
-      if (runs(rec.pid, rec.binary)) await stopGroup(rec.pid);
-      delete state[svc.name];
-      saveState(state);
-    }
-    const started = await svc.start(rec?.ports ?? loadLastPorts()[svc.name], state);
-    // recorded before waiting, so a failed start can still be stopped by `down`
-    state[svc.name] = started;
-    saveState(state);
-    rememberPorts(svc.name, started.ports);
+/** Reuses `svc` if it runs and answers, else (re)starts it and waits until it answers. */
+async function bringUp(svc: Service, state: StackState): Promise<void> {
+  const t0 = Date.now();
+  const rec = state[svc.name];
+  if (rec && runs(rec.pid, rec.binary) && !svc.stale?.(rec, state)) {
     try {
-      await svc.ready(started, startTimeoutMs);
-      await svc.afterReady?.(started);
+      await svc.ready(rec, 15_000);
+      await svc.afterReady?.(rec);
+      rememberPorts(svc.name, rec.ports);
+      console.log(`${svc.name}: already running (pid ${rec.pid}), answering`);
+      return;
     } catch (err) {
-      throw new Error(`${(err as Error).message}\n  logs: ${join(stackDir, svc.group)}/*.log; \`npm run stack -- down\` stops what did start`);
+      console.log(`${svc.name}: pid ${rec.pid} runs but does not answer (${(err as Error).message}); restarting`);
     }
-    console.log(`${svc.name}: started (pid ${started.pid}, ports ${fmtPorts(started.ports)}) in ${seconds(t0)}`);
   }
-  const envFile = writeEnvFile(state);
-  console.log(`wrote ${envFile}; load it with: source ${envFile}`);
+  if (rec) {
+    // only signal a pid that still runs our binary: a recorded pid may have been recycled
+    if (runs(rec.pid, rec.binary)) await stopGroup(rec.pid);
+    delete state[svc.name];
+    saveState(state);
+  }
+  const started = await svc.start(rec?.ports ?? loadLastPorts()[svc.name], state);
+  // recorded before waiting, so a failed start can still be stopped by `down`
+  state[svc.name] = started;
+  saveState(state);
+  rememberPorts(svc.name, started.ports);
+  try {
+    await svc.ready(started, startTimeoutMs);
+    await svc.afterReady?.(started);
+  } catch (err) {
+    throw new Error(`${(err as Error).message}\n  logs: ${join(stackDir, svc.group)}/*.log; \`npm run stack -- down\` stops what did start`);
+  }
+  console.log(`${svc.name}: started (pid ${started.pid}, ports ${fmtPorts(started.ports)}) in ${seconds(t0)}`);
+}
+
+async function up(only: Set<string>): Promise<void> {
+  const t0 = Date.now();
+  const state = loadState();
+  for (const wave of waves) {
+    const results = await Promise.allSettled(wave.filter((s) => only.has(s.group)).map((svc) => bringUp(svc, state)));
+    const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failed.length) {
+      writeEnv(state);
+      throw new Error(failed.map((f) => (f.reason as Error).message).join('\n'));
+    }
+  }
+  const envFile = writeEnv(state);
+  console.log(`stack up in ${seconds(t0)}; wrote ${envFile}; load it with: source ${envFile}`);
+}
+
+/** .stack/env, with KUBECONFIG pointing at the merged kubeconfig of the running clusters. */
+function writeEnv(state: StackState): string {
+  return writeEnvFile(state, mergedKubeconfig(clusters, state)?.env ?? {});
 }
 
 async function down(only: Set<string>): Promise<void> {
@@ -89,7 +122,7 @@ async function down(only: Set<string>): Promise<void> {
     delete state[svc.name];
     saveState(state);
   }
-  writeEnvFile(state);
+  writeEnv(state);
 }
 
 async function status(): Promise<number> {
@@ -98,7 +131,7 @@ async function status(): Promise<number> {
   for (const svc of services) {
     const rec = state[svc.name];
     if (!rec) {
-      console.log(`${svc.name.padEnd(15)} not started`);
+      console.log(`${svc.name.padEnd(24)} not started`);
       continue;
     }
     const alive = runs(rec.pid, rec.binary);
@@ -114,7 +147,7 @@ async function status(): Promise<number> {
     }
     allUp &&= answering;
     console.log(
-      `${svc.name.padEnd(15)} pid ${String(rec.pid).padEnd(8)} ports ${fmtPorts(rec.ports).padEnd(40)} ` +
+      `${svc.name.padEnd(24)} pid ${String(rec.pid).padEnd(8)} ports ${fmtPorts(rec.ports).padEnd(40)} ` +
         `${alive ? (answering ? 'answering' : 'NOT answering' + why) : 'NOT running'}`,
     );
   }
@@ -154,7 +187,7 @@ try {
   else if (command === 'status') process.exitCode = await status();
   else if (command === 'running-groups') console.log((await runningGroups()).join(','));
   else {
-    console.error('usage: npm run stack -- up|down|status [--only temporal,chef,kube,prometheus]\n       npm run stack -- nodes add|fault|remove|list … (see docs/stack.md)');
+    console.error(`usage: npm run stack -- up|down|status [--only ${groups.join(',')}]\n       npm run stack -- nodes add|fault|remove|list … (see docs/stack.md)`);
     process.exitCode = 2;
   }
 } catch (err) {

@@ -11,8 +11,10 @@ export const versions = {
   kube: '1.34.4',
   // Flux 2.7 line; only versions the Go module proxy serves are usable here.
   kustomizeController: '1.7.3',
-  helmController: '1.4.0',
+  // 1.4.0 and 1.4.3 are served by the proxy (1.4.1, 1.4.2 are not), with identical CRDs
+  helmController: '1.4.3',
   sourceController: '1.7.3',
+  kwok: '0.7.0',
 } as const;
 
 export const repoRoot = resolve(import.meta.dirname, '..', '..');
@@ -35,6 +37,12 @@ export const cachedBinaries = {
   temporal: join(cacheDir, 'temporal', `v${versions.temporal}`, 'temporal'),
   etcd: join(cacheDir, 'etcd', `v${versions.etcd}`, 'etcd'),
   kubeApiserver: join(cacheDir, 'kube', `v${versions.kube}`, 'kube-apiserver'),
+  kubeControllerManager: join(cacheDir, 'kube', `v${versions.kube}`, 'kube-controller-manager'),
+  kubeScheduler: join(cacheDir, 'kube', `v${versions.kube}`, 'kube-scheduler'),
+  kwok: join(cacheDir, 'kwok', `v${versions.kwok}`, 'kwok'),
+  sourceController: join(cacheDir, 'source-controller', `v${versions.sourceController}`, 'source-controller'),
+  kustomizeController: join(cacheDir, 'kustomize-controller', `v${versions.kustomizeController}`, 'kustomize-controller'),
+  helmController: join(cacheDir, 'helm-controller', `v${versions.helmController}`, 'helm-controller'),
 };
 
 if (import.meta.main && process.argv[2] === 'versions') {

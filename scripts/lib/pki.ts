@@ -1,5 +1,5 @@
 /**
- * Certificates for the local kube-apiserver, made once with openssl and kept under .stack/kube/:
+ * Certificates for a local kube-apiserver, made once with openssl and kept under .stack/kube/pki (.stack/kube-b/pki for the second cluster):
  * a CA, the serving cert (valid for 127.0.0.1 whatever the port), an admin client cert in
  * group system:masters, and the service-account signing key pair used by the TokenRequest API.
  */
@@ -65,24 +65,25 @@ export function ensureKubePki(dir: string): KubePki {
   return pki;
 }
 
-export function adminKubeconfig(server: string, pki: KubePki): string {
+/** A kubeconfig with one context, `name`, for the cluster's admin (client cert in system:masters). */
+export function adminKubeconfig(server: string, pki: KubePki, name = 'hybrid-release-local'): string {
   return [
     'apiVersion: v1',
     'kind: Config',
     'clusters:',
-    '  - name: hybrid-release-local',
+    `  - name: ${name}`,
     '    cluster:',
     `      server: ${server}`,
     `      certificate-authority: ${pki.caCert}`,
     'users:',
-    '  - name: admin',
+    `  - name: ${name}-admin`,
     '    user:',
     `      client-certificate: ${pki.adminCert}`,
     `      client-key: ${pki.adminKey}`,
     'contexts:',
-    '  - name: hybrid-release-local',
-    '    context: {cluster: hybrid-release-local, user: admin, namespace: default}',
-    'current-context: hybrid-release-local',
+    `  - name: ${name}`,
+    `    context: {cluster: ${name}, user: ${name}-admin, namespace: default}`,
+    `current-context: ${name}`,
     '',
   ].join('\n');
 }

@@ -20,7 +20,7 @@ use_stack() {
   scripts/provision.sh
   local already g
   already=$(node scripts/stack.ts running-groups)
-  for g in temporal chef kube prometheus; do
+  for g in temporal chef sources kube kube-b prometheus; do
     case ",$already," in *",$g,"*) ;; *) HR_STARTED+=("$g") ;; esac
   done
   [ "${1:-}" = keep ] || trap stop_what_we_started EXIT

@@ -47,10 +47,11 @@ export function rememberPorts(service: string, ports: Record<string, number>): v
   writeFileSync(portsFile, JSON.stringify(all, null, 2) + '\n');
 }
 
-/** .stack/env: one `export` line per variable, quoted for the shell. */
-export function writeEnvFile(state: StackState): string {
+/** .stack/env: one `export` line per variable, quoted for the shell; `extra` wins over the services' own. */
+export function writeEnvFile(state: StackState, extra: Record<string, string> = {}): string {
   const vars: Record<string, string> = {};
   for (const rec of Object.values(state)) Object.assign(vars, rec.env);
+  Object.assign(vars, extra);
   const lines = Object.keys(vars)
     .sort()
     .map((k) => `export ${k}='${vars[k]!.replace(/'/g, `'\\''`)}'`);

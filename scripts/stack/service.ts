@@ -7,7 +7,7 @@ import type { ServiceRecord, StackState } from '../lib/state.ts';
 export interface Service {
   name: string;
   /** the `--only` group it belongs to */
-  group: 'temporal' | 'chef' | 'kube' | 'prometheus';
+  group: 'temporal' | 'chef' | 'sources' | 'kube' | 'kube-b' | 'prometheus';
   start(previous: Record<string, number> | undefined, state: StackState): Promise<ServiceRecord>;
   ready(rec: ServiceRecord, timeoutMs: number): Promise<void>;
   /** a running instance that no longer fits the rest of the stack (e.g. its dependency moved) */
