@@ -13,7 +13,8 @@ import { makeOutput } from './output.ts';
 const USAGE = `usage: hybrid-release <command> [options]
 
 commands:
-  validate -f FILE                 check a release spec and print its plan
+  validate -f FILE [--offline]     check a release spec and print its plan; reads the Flux
+                                   targets (KUBECONFIG) for warnings unless --offline
   start -f FILE [--wait] [--timeout 2h]
                                    validate, then start the release (one running release per app)
   status APP                       phase, steps, changes with before/after, gates, decisions
@@ -50,6 +51,7 @@ async function main(argv: string[]): Promise<number> {
       as: { type: 'string' },
       key: { type: 'string' },
       limit: { type: 'string' },
+      offline: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
   });
@@ -62,7 +64,7 @@ async function main(argv: string[]): Promise<number> {
   const out = makeOutput(values.output);
   switch (cmd) {
     case 'validate':
-      return validate(values.file, out);
+      return validate(values.file, out, { offline: values.offline });
     case 'start':
       return start(values, out);
     case 'status':

@@ -25,6 +25,10 @@ export function renderStatus(s: ReleaseStatus, out: Output): string {
     'steps:',
     ...s.steps.map((st) => `  ${mark(st.state, out)} ${String(st.index + 1).padStart(2)}. ${r(st.summary)}`),
   ];
+  if (s.warnings?.length) {
+    lines.push('warnings:');
+    for (const w of s.warnings) lines.push(`  ${out.yellow('!')} ${w}`);
+  }
   if (s.changes.length) {
     lines.push('changes:');
     for (const c of s.changes) lines.push(`  ${r(c.summary)} [${c.state}] before: ${show(c.before)}${c.error ? ` — ${out.red(r(c.error))}` : ''}`);

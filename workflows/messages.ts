@@ -112,5 +112,7 @@ export interface ReleaseStatus {
   changes: Change[];
   gates: (GateResult & { step: number })[];
   decisions: DecisionRecord[];
+  /** preflight findings that do not stop the release but weaken a gate (e.g. a Kustomization without wait) */
+  warnings?: string[];
   error?: string;
 }

@@ -10,6 +10,10 @@ export interface FluxReadyInput {
   gate: string;
   target: FluxTarget;
   token: string;
+  /** the generation the release's patch produced (optional: legacy callers pass only the token) */
+  generation?: number;
+  /** the release's patch changed the spec (see FluxWritten) */
+  specChanged?: boolean;
   timeoutMs: number;
   intervalMs: number;
   /** 'watch' (default) or 'poll'; polling only is for clusters where watches are cut by a proxy */
@@ -19,15 +23,18 @@ export interface FluxReadyInput {
 interface Progress {
   startedAt: number;
   checks: number;
+  /** for callers that pass no generation: the object's generation at the first check */
+  generation?: number;
 }
 
 /** Heartbeats at least this often while a watch is quiet, so cancellation reaches the activity. */
 const HEARTBEAT_MS = 5_000;
 
 /**
- * The fluxReady gate: one heartbeating activity that returns as soon as Flux reports the release's
- * own reconcile request done (see evaluateFlux), and fails at once on Ready=False. The start time
- * travels in heartbeat details so a retried attempt keeps the original deadline.
+ * The fluxReady gate: one heartbeating activity that returns as soon as Flux reports the spec the
+ * release wrote reconciled and Ready, and fails at once, quoting Flux, when Flux reports that spec
+ * failed (see evaluateFlux). The start time and the generation to wait for travel in heartbeat
+ * details, so a retried attempt keeps the original deadline and target.
  */
 export async function fluxReadyGateActivity(input: FluxReadyInput): Promise<GateResult> {
   const ctx = Context.current();
@@ -51,7 +58,10 @@ export async function fluxReadyGateActivity(input: FluxReadyInput): Promise<Gate
   try {
     const { outcome } = await waitForFlux({
       ref: fluxRef(input.target),
-      evaluate: (obj) => evaluateFlux(input.target.kind, obj, input.token),
+      evaluate: (obj) => {
+        progress.generation ??= input.generation ?? obj.metadata.generation;
+        return evaluateFlux(input.target.kind, obj, { token: input.token, generation: progress.generation, specChanged: input.specChanged });
+      },
       deadline: progress.startedAt + input.timeoutMs,
       intervalMs: input.intervalMs,
       mode: input.mode,

@@ -5,12 +5,16 @@
 import type { GateResult } from '../gates/result.ts';
 import { fluxReadyGateActivity } from './gate.ts';
 import { applyFlux, restoreFlux, snapshotFlux } from './pin.ts';
-import { preflightFlux } from './preflight.ts';
+import { preflightFlux, type FluxPreflight } from './preflight.ts';
+import type { FluxWritten } from './readiness.ts';
 import type { FluxPrevious, FluxTarget } from './types.ts';
 
 export type { FluxPrevious, FluxTarget, KustomizeImage } from './types.ts';
+export type { FluxWritten } from './readiness.ts';
+export type { FluxPreflight } from './preflight.ts';
 
-export async function fluxPreflight(target: FluxTarget): Promise<{ generation: number; suspended: false }> {
+/** Access, existence, not suspended, names resolve; returns warnings and whether it was Ready. */
+export async function fluxPreflight(target: FluxTarget): Promise<FluxPreflight> {
   return preflightFlux(target);
 }
 
@@ -19,16 +23,36 @@ export async function fluxSnapshot(target: FluxTarget): Promise<FluxPrevious> {
   return snapshotFlux(target);
 }
 
-/** Pins and requests a reconcile (`reconcile.fluxcd.io/requestedAt: token`) in one patch; returns what it replaced. */
+/**
+ * Pins and requests a reconcile (`reconcile.fluxcd.io/requestedAt: token`) in one patch; returns
+ * what it replaced. Kept for the frozen first-stage workflow; releaseV2 calls fluxPin.
+ */
 export async function fluxApply(input: { target: FluxTarget; token: string }): Promise<FluxPrevious> {
   return (await applyFlux(input.target, input.token)).previous;
 }
 
-/** Restores exactly (absent removed) and requests a reconcile with `token`. */
+/**
+ * fluxApply that also returns what it wrote (token, the generation its patch produced, whether
+ * the spec changed): what the fluxReady and rollout gates wait for.
+ */
+export async function fluxPin(input: { target: FluxTarget; token: string }): Promise<{ previous: FluxPrevious; written: FluxWritten }> {
+  const { previous, written } = await applyFlux(input.target, input.token);
+  return { previous, written };
+}
+
+/** Restores exactly (absent removed) and requests a reconcile with `token`. Kept for the first-stage workflow. */
 export async function fluxRestore(input: { target: FluxTarget; previous: FluxPrevious; token: string }): Promise<void> {
   await restoreFlux(input.target, input.previous, input.token);
 }
 
-export async function fluxReadyGate(input: { gate: string; target: FluxTarget; token: string; timeoutMs: number; intervalMs: number }): Promise<GateResult> {
+/**
+ * fluxRestore that returns what it wrote, so the release can wait for Flux to apply the restored
+ * spec and for the rollout back before it says RolledBack.
+ */
+export async function fluxUnpin(input: { target: FluxTarget; previous: FluxPrevious; token: string }): Promise<FluxWritten> {
+  return restoreFlux(input.target, input.previous, input.token);
+}
+
+export async function fluxReadyGate(input: { gate: string; target: FluxTarget; token: string; generation?: number; specChanged?: boolean; timeoutMs: number; intervalMs: number }): Promise<GateResult> {
   return fluxReadyGateActivity(input);
 }

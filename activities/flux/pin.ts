@@ -1,7 +1,8 @@
 import { ApplicationFailure } from '@temporalio/activity';
 import { readModifyPatch } from '../kube/optimistic.ts';
 import { planImages, restoreImages, type ImageEntry } from './images.ts';
-import { REQUESTED_AT, fluxOp, fluxRef, getFlux, mergePatchFlux, type FluxObject } from './resource.ts';
+import type { FluxWritten } from './readiness.ts';
+import { REQUESTED_AT, fluxOp, fluxRef, getFlux, mergePatchFlux, type FluxObject, type FluxRef } from './resource.ts';
 import type { FluxPrevious, FluxTarget } from './types.ts';
 import { planValues, restoreValuesPatch } from './values.ts';
 
@@ -22,16 +23,38 @@ const meta = (obj: FluxObject, token: string) => ({
 });
 
 /**
+ * The merge patch, sent with the resourceVersion that was read; records the object as written, so
+ * the caller can say which generation the patch produced and whether it moved it.
+ */
+function patchRecording(ref: FluxRef) {
+  const seen: { before?: FluxObject; after?: FluxObject } = {};
+  return {
+    seen,
+    read: async () => (seen.before = await getFlux(ref)),
+    write: async (patch: object) => {
+      seen.after = await mergePatchFlux(ref, patch);
+    },
+    written(token: string): FluxWritten {
+      const before = seen.before?.metadata.generation;
+      const after = seen.after?.metadata.generation ?? before;
+      return { token, ...(after !== undefined ? { generation: after } : {}), specChanged: after !== undefined && before !== undefined && after > before };
+    },
+  };
+}
+
+/**
  * Pins the images / values and asks Flux to reconcile with `token`, in one merge patch: the
  * controller cannot see the new spec without the request, or the request without the new spec.
- * Returns what the patch replaced. Running it again is a no-op write that returns the new values,
- * which is why the workflow records fluxSnapshot before calling it.
+ * Returns what the patch replaced and what it wrote (token, the generation it produced, whether
+ * it changed the spec), which the fluxReady and rollout gates wait for. Running it again is a
+ * no-op write that returns the new values, which is why the workflow records fluxSnapshot first.
  */
 export async function applyFlux(target: FluxTarget, token: string, hooks: { afterRead?: (attempt: number) => Promise<void> } = {}) {
   const ref = fluxRef(target);
-  return readModifyPatch({
+  const rec = patchRecording(ref);
+  const out = await readModifyPatch({
     op: fluxOp(ref, 'patch'),
-    read: () => getFlux(ref),
+    read: rec.read,
     afterRead: hooks.afterRead,
     plan: (obj) => {
       if (target.kind === 'Kustomization') {
@@ -41,16 +64,18 @@ export async function applyFlux(target: FluxTarget, token: string, hooks: { afte
       const { patch, previous } = planValues(obj.spec?.values, target.values);
       return { patch: { metadata: meta(obj, token), spec: { values: patch } }, result: { previous: { kind: 'HelmRelease', values: previous } as FluxPrevious } };
     },
-    write: (patch) => mergePatchFlux(ref, patch),
+    write: rec.write,
   });
+  return { ...out, written: rec.written(token) };
 }
 
 /**
  * Puts back exactly what `previous` recorded (absent entries and values removed) and requests a
  * reconcile with `token` — a token different from the apply's, or Flux sees no new request.
  * Safe to run when the apply never happened: the recorded values are then already in place.
+ * Returns what it wrote, so the release can wait for Flux to apply the restored spec.
  */
-export async function restoreFlux(target: FluxTarget, previous: FluxPrevious, token: string, hooks: { afterRead?: (attempt: number) => Promise<void> } = {}) {
+export async function restoreFlux(target: FluxTarget, previous: FluxPrevious, token: string, hooks: { afterRead?: (attempt: number) => Promise<void> } = {}): Promise<FluxWritten> {
   if (previous.kind !== target.kind) {
     throw ApplicationFailure.create({
       type: 'FluxRestoreMismatch',
@@ -59,9 +84,10 @@ export async function restoreFlux(target: FluxTarget, previous: FluxPrevious, to
     });
   }
   const ref = fluxRef(target);
-  return readModifyPatch({
+  const rec = patchRecording(ref);
+  await readModifyPatch({
     op: fluxOp(ref, 'patch'),
-    read: () => getFlux(ref),
+    read: rec.read,
     afterRead: hooks.afterRead,
     plan: (obj) => {
       const spec =
@@ -70,6 +96,7 @@ export async function restoreFlux(target: FluxTarget, previous: FluxPrevious, to
           : { values: restoreValuesPatch(previous.values) };
       return { patch: { metadata: meta(obj, token), spec }, result: {} };
     },
-    write: (patch) => mergePatchFlux(ref, patch),
+    write: rec.write,
   });
+  return rec.written(token);
 }

@@ -16,13 +16,22 @@ const refuse = (target: FluxTarget, why: string) =>
     message: `${target.kind} ${target.namespace}/${target.name}${target.context ? ` (context ${target.context})` : ''}: ${why}`,
   });
 
+export interface FluxPreflight {
+  generation: number;
+  suspended: false;
+  /** things that make the Flux gates weaker than they look (see fluxWarnings); absent from old workers */
+  warnings?: string[];
+  /** Ready=True for the current generation before the release changed anything */
+  readyBefore?: boolean;
+}
+
 /**
  * Before anything changes: the worker may get and patch the object, it exists, it is not
  * suspended (a suspended object is never reconciled, so the wait could only time out), and what
  * the release names can take effect — images that the Kustomization uses, values paths that lead
- * through maps.
+ * through maps. Also returns warnings and whether the object was Ready before the release.
  */
-export async function preflightFlux(target: FluxTarget): Promise<{ generation: number; suspended: false }> {
+export async function preflightFlux(target: FluxTarget): Promise<FluxPreflight> {
   const ref = fluxRef(target);
   await requireAccess(ref.clients, { group: ref.info.group, resource: ref.info.plural, namespace: target.namespace, name: target.name, verbs: ['get', 'patch'] });
   const obj = await getFlux(ref);
@@ -45,7 +54,38 @@ export async function preflightFlux(target: FluxTarget): Promise<{ generation: n
       if (problem) throw refuse(target, `values path ${problem}`);
     }
   }
-  return { generation: obj.metadata.generation ?? 0, suspended: false };
+  const ready = obj.status?.conditions?.find((c) => c.type === 'Ready');
+  const generation = obj.metadata.generation ?? 0;
+  return {
+    generation,
+    suspended: false,
+    warnings: fluxWarnings(target, obj),
+    readyBefore: ready?.status === 'True' && (ready.observedGeneration ?? obj.status?.observedGeneration ?? 0) >= generation,
+  };
+}
+
+/**
+ * Settings with which Flux's Ready says "applied" rather than "healthy", so a fluxReady gate
+ * would pass on pods that never become Ready: a Kustomization with neither `wait` nor
+ * `healthChecks`; a HelmRelease whose upgrade does not wait, or has no remediation.
+ */
+export function fluxWarnings(target: Pick<FluxTarget, 'kind' | 'namespace' | 'name' | 'context'>, obj: FluxObject): string[] {
+  const what = `${target.kind} ${target.namespace}/${target.name}${target.context ? ` (context ${target.context})` : ''}`;
+  const spec = obj.spec ?? {};
+  const out: string[] = [];
+  if (target.kind === 'Kustomization') {
+    if (spec.wait !== true && !spec.healthChecks?.length && !spec.healthCheckExprs?.length) {
+      out.push(`${what} has neither wait nor healthChecks: its Ready=True means Flux applied the manifests, not that the pods are healthy; set spec.wait: true (or healthChecks), or add a rollout gate`);
+    }
+  } else {
+    if (spec.upgrade?.disableWait === true || spec.install?.disableWait === true) {
+      out.push(`${what} does not wait (${spec.upgrade?.disableWait ? 'upgrade' : 'install'}.disableWait: true): its Ready=True means Helm applied the chart, not that the pods are healthy; remove disableWait, or add a rollout gate`);
+    }
+    if (!spec.upgrade?.remediation) {
+      out.push(`${what} has no upgrade remediation: helm-controller leaves a failed upgrade in place (only this release's rollback restores the values); set spec.upgrade.remediation (e.g. retries: 1, strategy: rollback)`);
+    }
+  }
+  return out;
 }
 
 /** Repository part of an image reference: without digest and tag. */

@@ -26,8 +26,21 @@ export interface FluxCondition {
   observedGeneration?: number;
 }
 export interface FluxObject {
+  apiVersion?: string;
+  kind?: string;
   metadata: { name: string; namespace: string; generation?: number; resourceVersion?: string; annotations?: Record<string, string> };
-  spec?: { suspend?: boolean; images?: Array<Record<string, unknown>>; values?: Record<string, unknown> };
+  spec?: {
+    suspend?: boolean;
+    images?: Array<Record<string, unknown>>;
+    values?: Record<string, unknown>;
+    /** Kustomization: health-check what it applied */
+    wait?: boolean;
+    healthChecks?: unknown[];
+    healthCheckExprs?: unknown[];
+    /** HelmRelease */
+    install?: { disableWait?: boolean; remediation?: Record<string, unknown> };
+    upgrade?: { disableWait?: boolean; remediation?: Record<string, unknown> };
+  };
   status?: {
     observedGeneration?: number;
     lastHandledReconcileAt?: string;

@@ -1,12 +1,15 @@
 /** Kubernetes activities: Deployment rollout gate and NGINX ingress canary weight. */
 import type { GateResult } from '../gates/result.ts';
 import { canaryPreflightActivity, canarySnapshotActivity, setCanaryWeightActivity } from './canary.ts';
-import { rolloutGateActivity } from './rollout.ts';
+import { rolloutGateActivity, type RolloutGateInput } from './rollout.ts';
 import type { DeploymentRef, IngressRef } from './types.ts';
 
 export type { DeploymentRef, IngressRef } from './types.ts';
 
-export async function rolloutGate(input: { gate: string; deployment: DeploymentRef; timeoutMs: number; intervalMs: number; successes: number }): Promise<GateResult> {
+export type { RolloutExpectation } from './rollout.ts';
+
+/** `expect` (optional): what the release produced, so the gate judges that template's rollout. */
+export async function rolloutGate(input: RolloutGateInput): Promise<GateResult> {
   return rolloutGateActivity(input);
 }
 

@@ -2,6 +2,7 @@ import { InvalidSpecError, loadSpecFile } from '../../release-spec/load.ts';
 import type { ReleaseInput } from '../../release-spec/plan.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
 import { type Output, printJson } from '../output.ts';
+import { checkFluxTargets, type TargetCheck } from '../target-warnings.ts';
 
 /** Loads and validates a spec file; on problems ends with exit 2 and every problem listed. */
 export async function loadOrExit(file: string | undefined, out: Output): Promise<ReleaseInput> {
@@ -15,12 +16,20 @@ export async function loadOrExit(file: string | undefined, out: Output): Promise
   }
 }
 
-export async function validate(file: string | undefined, out: Output): Promise<number> {
+/**
+ * Validates the spec and prints the plan; unless `offline`, also reads the Flux targets with the
+ * local kubeconfig and prints warnings (e.g. a Kustomization without wait). Warnings never change
+ * the exit code.
+ */
+export async function validate(file: string | undefined, out: Output, opts: { offline?: boolean } = {}): Promise<number> {
   const input = await loadOrExit(file, out);
+  const targets: TargetCheck = opts.offline ? { warnings: [], notChecked: [] } : await checkFluxTargets(input.spec.spec.flux);
   if (out.json) {
-    printJson({ valid: true, file, release: input.spec.metadata.name, app: input.spec.spec.app, defaultPlan: input.defaultPlan, plan: input.plan, spec: input.spec });
+    printJson({ valid: true, file, release: input.spec.metadata.name, app: input.spec.spec.app, defaultPlan: input.defaultPlan, plan: input.plan, warnings: targets.warnings, notChecked: targets.notChecked, spec: input.spec });
   } else {
     process.stdout.write(describePlan(input, out));
+    for (const w of targets.warnings) process.stdout.write(`${out.yellow('warning:')} ${w}\n`);
+    for (const n of targets.notChecked) process.stdout.write(`note: ${n}\n`);
   }
   return EXIT.succeeded;
 }

@@ -23,7 +23,8 @@ type FluxGroup = (typeof fluxGroups)[keyof typeof fluxGroups];
 /** The stack's admin kubeconfig; `context` picks a cluster (HR_KUBE_CONTEXT_B is the second one). */
 export function adminKubeConfig(context?: string): k8s.KubeConfig {
   const kc = new k8s.KubeConfig();
-  kc.loadFromFile(requireEnv('KUBECONFIG'));
+  // tests that act as the worker point KUBECONFIG at its token and keep the admin's here
+  kc.loadFromFile(process.env.HYBRID_RELEASE_ADMIN_KUBECONFIG ?? requireEnv('KUBECONFIG'));
   if (context) {
     if (!kc.getContextObject(context)) throw new Error(`context ${context} is not in ${process.env.KUBECONFIG} (contexts: ${kc.getContexts().map((c) => c.name).join(', ')}): is the second cluster up (npm run stack -- up)?`);
     kc.setCurrentContext(context);
@@ -140,8 +141,10 @@ export function appFiles(dir: string, app: AppManifest): Record<string, string> 
 export interface KustomizationSeed {
   namespace: string;
   name: string;
-  /** spec.images; the first entry's name and newTag are also the image the manifests in Git run */
+  /** spec.images; without `image`, the first entry's name and newTag are the image the manifests in Git run */
   images?: { name: string; newName?: string; newTag?: string; digest?: string }[];
+  /** the image (with tag) the Deployment in Git runs */
+  image?: string;
   replicas?: number;
   progressDeadlineSeconds?: number;
   /** spec.wait (default true): Ready only once what it applied is healthy */
@@ -168,7 +171,7 @@ function seedFiles(seed: KustomizationSeed): Record<string, string> {
   const first = seed.images?.[0] ?? { name: 'ghcr.io/acme/web', newTag: '1.0.0' };
   return appFiles(`apps/${seed.name}`, {
     name: seed.name,
-    image: `${first.newName ?? first.name}:${first.newTag ?? 'latest'}`,
+    image: seed.image ?? `${first.name}:${first.newTag ?? 'latest'}`,
     replicas: seed.replicas,
     progressDeadlineSeconds: seed.progressDeadlineSeconds,
   });
