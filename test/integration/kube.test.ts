@@ -1,21 +1,24 @@
 /**
  * Rollout gate and canary weight against the real kube-apiserver, run as the worker's
- * ServiceAccount (deploy/rbac.yaml only). There is no kube-controller-manager in the stack, so
- * Deployment status is written here through the status subresource, the way the Deployment
- * controller writes it, to drive each case of `kubectl rollout status`.
+ * ServiceAccount (deploy/rbac.yaml only). Deployments are rolled out by the stack's real
+ * kube-controller-manager through ReplicaSets onto kwok's fake nodes; a rollout stalls for real
+ * when its image ends in -broken (kwok never makes those pods Ready).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import * as k8s from '@kubernetes/client-node';
+import * as flux from '../../activities/flux/index.ts';
+import type { FluxTarget } from '../../activities/flux/index.ts';
 import * as kube from '../../activities/kube/index.ts';
 import { CANARY, CANARY_WEIGHT } from '../../activities/kube/canary.ts';
 import { kubeClients } from '../../activities/kube/clients.ts';
 import { rejects, runActivity } from '../support/activity.ts';
 import { uniqueName } from '../support/env.ts';
-import { startStandIn } from '../support/controller-standin.ts';
 import { admin, createNamespace, deleteNamespace, mintKubeconfig, switchKubeconfig, useWorkerIdentity, type Admin } from '../support/kube-worker.ts';
+import { adminKubeConfig, createHelmRelease, createKustomization } from '../support/seed-kube.ts';
 
 const ns = uniqueName('kube-it');
+const WEB = 'ghcr.io/acme/web';
 let a: Admin;
 let workerKubeconfig: string;
 
@@ -30,90 +33,62 @@ after(async () => {
 });
 
 describe('rollout gate', () => {
-  const image = 'ghcr.io/acme/web:1.2.0';
-
-  async function seedDeployment(name: string, replicas = 2) {
+  async function seedDeployment(name: string, image: string, replicas = 2) {
     await a.apps.createNamespacedDeployment({
       namespace: ns,
       body: {
         metadata: { name },
         spec: {
           replicas,
+          progressDeadlineSeconds: 10,
           selector: { matchLabels: { app: name } },
+          strategy: { rollingUpdate: { maxSurge: 1, maxUnavailable: 0 } },
           template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image }, { name: 'proxy', image: 'envoyproxy/envoy:v1.30.1' }] } },
         },
       },
     });
   }
-
-  /** The API server validates status like the controller keeps it (available <= ready). */
-  async function writeStatus(name: string, status: k8s.V1DeploymentStatus) {
-    const d = await a.apps.readNamespacedDeployment({ namespace: ns, name });
-    await a.apps.patchNamespacedDeploymentStatus(
-      { namespace: ns, name, body: { status: { observedGeneration: d.metadata?.generation, readyReplicas: status.availableReplicas, ...status } } },
-      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
-    );
-  }
-
-  const gate = (name: string, extra: Partial<kube.DeploymentRef> = {}, timeoutMs = 15_000) =>
-    runActivity(kube.rolloutGate, { gate: 'rollout', deployment: { namespace: ns, name, ...extra }, timeoutMs, intervalMs: 200, successes: 2 });
-
-  test('waits through the kubectl stages and passes when all updated replicas are available', async () => {
-    const name = uniqueName('web');
-    await seedDeployment(name);
-    const pending = gate(name);
-    // Unobserved generation (no status at all), then stages in kubectl's order.
-    await new Promise((r) => setTimeout(r, 500));
-    await writeStatus(name, { replicas: 3, updatedReplicas: 1, availableReplicas: 2 });
-    await new Promise((r) => setTimeout(r, 500));
-    await writeStatus(name, { replicas: 3, updatedReplicas: 2, availableReplicas: 2 });
-    await new Promise((r) => setTimeout(r, 500));
-    await writeStatus(name, { replicas: 2, updatedReplicas: 2, availableReplicas: 1 });
-    await new Promise((r) => setTimeout(r, 500));
-    await writeStatus(name, { replicas: 2, updatedReplicas: 2, availableReplicas: 2, readyReplicas: 2 });
-    const result = await pending;
-    assert.equal(result.ok, true);
-    assert.equal(result.reason, `deployment "${name}" successfully rolled out`);
-    assert.ok(result.checks >= 6, `checked through the stages (${result.checks} checks)`);
-  });
-
-  test('ProgressDeadlineExceeded fails at once with the controller message', async () => {
-    const name = uniqueName('web');
-    await seedDeployment(name);
-    await writeStatus(name, {
-      replicas: 3, updatedReplicas: 1, availableReplicas: 2,
-      conditions: [{ type: 'Progressing', status: 'False', reason: 'ProgressDeadlineExceeded', message: `ReplicaSet "${name}-5d8" has timed out progressing.`, lastUpdateTime: new Date(), lastTransitionTime: new Date() }],
-    });
-    const started = Date.now();
-    await rejects(gate(name, {}, 60_000), (e) => {
-      assert.equal(e.nonRetryable, true);
-      assert.equal(e.type, 'GateFailed');
-      assert.match(e.message, /exceeded its progress deadline: ReplicaSet ".*" has timed out progressing/);
-    });
-    assert.ok(Date.now() - started < 5_000);
-  });
-
-  test('image check: waits for pods on the old image, passes once they run the released one', async () => {
-    const name = uniqueName('web');
-    await seedDeployment(name, 1);
-    await writeStatus(name, { replicas: 1, updatedReplicas: 1, availableReplicas: 1 });
-    // No kubelet here: the pods exist as API objects, which is all the check reads.
-    await a.core.createNamespacedPod({ namespace: ns, body: { metadata: { name: `${name}-old`, labels: { app: name } }, spec: { containers: [{ name: 'app', image: 'ghcr.io/acme/web:1.1.0' }] } } });
-    await a.core.createNamespacedPod({ namespace: ns, body: { metadata: { name: `${name}-new`, labels: { app: name } }, spec: { containers: [{ name: 'app', image }] } } });
-    await a.core.createNamespacedPod({ namespace: ns, body: { metadata: { name: `${name}-unrelated`, labels: { app: 'other' } }, spec: { containers: [{ name: 'app', image: 'busybox:1' }] } } });
-    const pending = gate(name, { container: 'app', image });
-    await new Promise((r) => setTimeout(r, 800));
-    // Pod container images are mutable: the old pod now runs the new image.
-    await a.core.patchNamespacedPod(
-      { namespace: ns, name: `${name}-old`, body: { spec: { containers: [{ name: 'app', image }] } } },
+  const setImage = (name: string, image: string) =>
+    a.apps.patchNamespacedDeployment(
+      { namespace: ns, name, body: { spec: { template: { spec: { containers: [{ name: 'app', image }] } } } } },
       k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.StrategicMergePatch),
     );
-    const result = await pending;
-    assert.equal(result.ok, true);
-    assert.match(result.reason, new RegExp(`runs ${image} in 2 pods`));
-    assert.ok(result.elapsedMs >= 700, 'waited for the stale pod');
 
-    await rejects(gate(name, { container: 'app', image: 'ghcr.io/acme/web:9.9.9' }, 1_000), (e) => {
+  const gate = (name: string, extra: Partial<kube.DeploymentRef> = {}, timeoutMs = 180_000, expect?: kube.RolloutExpectation) =>
+    runActivity(kube.rolloutGate, { gate: 'rollout', deployment: { namespace: ns, name, ...extra }, timeoutMs, intervalMs: 500, successes: 2, ...(expect ? { expect } : {}) });
+
+  test('a new Deployment rolls out through its ReplicaSet onto kwok nodes: the gate passes', async () => {
+    const name = uniqueName('web');
+    await seedDeployment(name, `${WEB}:1.2.0`);
+    const result = await gate(name);
+    assert.equal(result.ok, true, result.reason);
+    assert.equal(result.reason, `deployment "${name}" successfully rolled out`);
+    assert.ok(result.checks >= 2, 'two consecutive passing checks');
+    const d = await a.apps.readNamespacedDeployment({ namespace: ns, name });
+    assert.equal(d.status?.readyReplicas, 2);
+  });
+
+  test('a rollout that stalls fails with the Deployment controller\'s ProgressDeadlineExceeded', async () => {
+    const name = uniqueName('web');
+    await seedDeployment(name, `${WEB}:1.2.0`);
+    assert.equal((await gate(name)).ok, true);
+    await setImage(name, `${WEB}:1.3.0-broken`);
+    await rejects(gate(name), (e) => {
+      assert.equal(e.nonRetryable, true);
+      assert.equal(e.type, 'GateFailed');
+      assert.match(e.message, new RegExp(`"${name}" exceeded its progress deadline: ReplicaSet "${name}-[a-z0-9]+" has timed out progressing`));
+    });
+  });
+
+  test('image check: passes once the template and every live pod run the released image', async () => {
+    const name = uniqueName('web');
+    await seedDeployment(name, `${WEB}:1.1.0`);
+    assert.equal((await gate(name)).ok, true);
+    await setImage(name, `${WEB}:1.2.0`);
+    const result = await gate(name, { container: 'app', image: `${WEB}:1.2.0` });
+    assert.equal(result.ok, true, result.reason);
+    assert.match(result.reason, new RegExp(`runs ${WEB}:1\\.2\\.0 in 2 pods`));
+    await rejects(gate(name, { container: 'app', image: `${WEB}:9.9.9` }, 3_000), (e) => {
       assert.equal(e.type, 'GateTimedOut');
       assert.match(e.message, /template runs ghcr\.io\/acme\/web:1\.2\.0 in container "app", not ghcr\.io\/acme\/web:9\.9\.9 yet/);
     });
@@ -121,39 +96,72 @@ describe('rollout gate', () => {
 
   test('a Deployment in a second context', async () => {
     const name = uniqueName('web');
-    await seedDeployment(name, 1);
-    await writeStatus(name, { replicas: 1, updatedReplicas: 1, availableReplicas: 1 });
+    await seedDeployment(name, `${WEB}:1.0.0`, 1);
     assert.equal((await gate(name, { context: 'worker-b' })).ok, true);
   });
 });
 
-describe('rollout gate with the controller stand-in', () => {
-  test('a rollout the stand-in completes passes; one it times out fails with ProgressDeadlineExceeded', async () => {
-    const ctrl = uniqueName('kube-it-ctrl');
-    await createNamespace(a, ctrl);
-    const standin = startStandIn({ kubeconfig: process.env.HYBRID_RELEASE_ADMIN_KUBECONFIG!, namespaces: [ctrl], delayMs: 300 });
-    try {
-      const deploy = (name: string) =>
-        a.apps.createNamespacedDeployment({
-          namespace: ctrl,
-          body: { metadata: { name }, spec: { replicas: 3, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image: 'ghcr.io/acme/web:2.0.0' }] } } } },
-        });
-      standin.setFailure('stuck', { message: 'ReplicaSet "stuck-6b7" has timed out progressing.' });
-      await deploy('good');
-      await deploy('stuck');
-      const run = (name: string) => runActivity(kube.rolloutGate, { gate: 'rollout', deployment: { namespace: ctrl, name, container: 'app', image: 'ghcr.io/acme/web:2.0.0' }, timeoutMs: 15_000, intervalMs: 200, successes: 1 });
-      const ok = await run('good');
-      assert.equal(ok.ok, true);
-      assert.match(ok.reason, /successfully rolled out; deployment "good" runs ghcr\.io\/acme\/web:2\.0\.0 in 0 pods/);
-      await rejects(run('stuck'), (e) => {
-        assert.equal(e.type, 'GateFailed');
-        assert.match(e.message, /"stuck" exceeded its progress deadline: ReplicaSet "stuck-6b7" has timed out progressing/);
-      });
-      assert.ok(standin.handled.Deployment >= 2);
-    } finally {
-      await standin.stop();
-      await deleteNamespace(a, ctrl);
-    }
+describe('rollout gate: the template the release produced', () => {
+  const kustomization = (name: string, tag: string) => ({ id: name, kind: 'Kustomization' as const, namespace: ns, name, images: [{ name: WEB, newTag: tag }] });
+  const gate = (name: string, expect: kube.RolloutExpectation, timeoutMs = 180_000) =>
+    runActivity(kube.rolloutGate, { gate: 'rollout', deployment: { namespace: ns, name }, timeoutMs, intervalMs: 500, successes: 1, expect });
+
+  test('never passes on the previous ReplicaSet; passes once Flux applied the release and it rolled out', async () => {
+    const name = uniqueName('app');
+    await createKustomization({ namespace: ns, name, images: [{ name: WEB, newTag: '1.0.0' }] }, adminKubeConfig());
+    const target = kustomization(name, '1.1.0');
+    // the Deployment is fully rolled out, but on the template from before the release
+    await rejects(gate(name, { images: target.images }, 3_000), (e) => {
+      assert.equal(e.type, 'GateTimedOut');
+      assert.match(e.message, /container "app" runs ghcr\.io\/acme\/web:1\.0\.0, not ghcr\.io\/acme\/web:1\.1\.0 yet: Flux has not applied the release's template yet/);
+    });
+    const { written } = await flux.fluxPin({ target, token: uniqueName('t') });
+    const result = await gate(name, { images: target.images, flux: [{ target, written }] });
+    assert.equal(result.ok, true, result.reason);
+    assert.equal(result.reason, `deployment "${name}" successfully rolled out`);
+    const d = await a.apps.readNamespacedDeployment({ namespace: ns, name });
+    assert.equal(d.spec?.template.spec?.containers[0]?.image, `${WEB}:1.1.0`);
+  });
+
+  test('the released template stalls: fails with the Deployment\'s own reason', async () => {
+    const name = uniqueName('app');
+    await createKustomization({ namespace: ns, name, images: [{ name: WEB, newTag: '1.0.0' }] }, adminKubeConfig());
+    const target = kustomization(name, '1.1.0-broken');
+    const { written } = await flux.fluxPin({ target, token: uniqueName('t') });
+    await rejects(gate(name, { images: target.images, flux: [{ target, written }] }), (e) => {
+      assert.equal(e.type, 'GateFailed');
+      assert.match(e.message, new RegExp(`"${name}" exceeded its progress deadline: ReplicaSet "${name}-[a-z0-9]+" has timed out progressing`));
+    });
+  });
+
+  test('a HelmRelease\'s Deployment: judged by the generation helm-controller applied; a failed upgrade never passes on the rolled-back template', async () => {
+    const name = uniqueName('hr');
+    await createHelmRelease({ namespace: ns, name, values: { image: { repository: WEB, tag: '1.0.0' } } }, adminKubeConfig());
+    const good: FluxTarget = { id: name, kind: 'HelmRelease', namespace: ns, name, values: [{ path: 'image.tag', value: '1.1.0' }] };
+    const pinned = await flux.fluxPin({ target: good, token: uniqueName('t') });
+    const ok = await gate(name, { images: [], flux: [{ target: good, written: pinned.written }] });
+    assert.equal(ok.ok, true, ok.reason);
+    assert.equal((await a.apps.readNamespacedDeployment({ namespace: ns, name })).spec?.template.spec?.containers[0]?.image, `${WEB}:1.1.0`);
+
+    const bad: FluxTarget = { ...good, values: [{ path: 'image.tag', value: '1.2.0-broken' }] };
+    const { written } = await flux.fluxPin({ target: bad, token: uniqueName('t') });
+    await rejects(gate(name, { images: [], flux: [{ target: bad, written }] }), (e) => {
+      assert.equal(e.type, 'GateFailed');
+      // the Deployment's own reason while the broken template is in place, Flux's once helm rolled back
+      assert.match(e.message, /exceeded its progress deadline|the release's template was not rolled out: HelmRelease .* Ready=False (UpgradeFailed|RollbackSucceeded)/);
+    });
+  });
+
+  test('after a rollback: a Deployment the restored object does not manage has nothing to wait for', async () => {
+    const name = uniqueName('web');
+    await a.apps.createNamespacedDeployment({
+      namespace: ns,
+      body: { metadata: { name }, spec: { replicas: 1, selector: { matchLabels: { app: name } }, template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'app', image: 'busybox:1.36-broken' }] } } } },
+    });
+    const target = kustomization('some-other-app', '1.0.0');
+    const result = await gate(name, { images: [], flux: [{ target, written: { token: 't', generation: 1, specChanged: true } }], managedOnly: true });
+    assert.equal(result.ok, true);
+    assert.match(result.reason, /not managed by Kustomization .*\/some-other-app: nothing to wait for/);
   });
 });
 
