@@ -15,19 +15,20 @@ import type { ReleaseStatus } from './messages.ts';
 import { Saga } from './saga.ts';
 import { SA } from './search-attributes.ts';
 import { ReleaseState } from './state.ts';
-import { applyChef, applyFlux, checkGates, failureMessage, pause, type Run, setWeight } from './steps.ts';
+import { applyFlux, preflightFlux } from './flux.ts';
+import { applyChef, checkGates, failureMessage, pause, type Run, setWeight } from './steps.ts';
 
 export async function releaseV2(request: ReleaseInput): Promise<ReleaseStatus> {
   const input = await admit(request); // the worker's own validation, plan and policy; a refusal ends Failed, nothing changed
   const release = new ReleaseState(input);
-  const run: Run = { release, saga: new Saga(), tokens: new Map(), pinnedAt: new Map() };
+  const run: Run = { release, saga: new Saga(), written: new Map(), readyBefore: new Map(), pinnedAt: new Map() };
   const plan = new CancellationScope();
   installControls(release, () => plan.cancel());
   upsertSearchAttributes(searchAttributes(input));
 
   try {
     await plan.run(async () => {
-      await preflight(release);
+      await preflight(run);
       await runSteps(run);
     });
   } catch (err) {
@@ -44,13 +45,14 @@ export async function releaseV2(request: ReleaseInput): Promise<ReleaseStatus> {
   return release.status;
 }
 
-async function preflight(release: ReleaseState): Promise<void> {
+async function preflight(run: Run): Promise<void> {
+  const { release } = run;
   release.setPhase('Preflight');
   const { chef, flux, canary } = release.input.spec.spec;
   const usesCanary = release.input.plan.some((s) => s.kind === 'setWeight');
   const checks = await Promise.allSettled([
     ...chef.map((t) => reads.chefPreflight.executeWithOptions({ summary: `preflight: Chef environment ${t.environment}` }, [t])),
-    ...flux.map((t) => reads.fluxPreflight.executeWithOptions({ summary: `preflight: ${t.kind} ${t.namespace}/${t.name}` }, [t])),
+    ...flux.map((t) => preflightFlux(run, t)),
     ...(usesCanary && canary ? [reads.canaryPreflight.executeWithOptions({ summary: `preflight: canary Ingress ${canary.ingress.namespace}/${canary.ingress.name}` }, [canary.ingress])] : []),
   ]);
   const failed = checks.filter((c): c is PromiseRejectedResult => c.status === 'rejected');

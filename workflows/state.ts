@@ -81,6 +81,11 @@ export class ReleaseState {
     this.publish();
   }
 
+  addWarning(warning: string): void {
+    (this.status.warnings ??= []).push(warning);
+    this.publish();
+  }
+
   recordDecision(decision: Omit<DecisionRecord, 'at'>): void {
     this.status.decisions.push({ ...decision, at: now() });
     this.publish();

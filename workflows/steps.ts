@@ -3,12 +3,14 @@
  * compensation before it mutates (the saga rule), so a mutation that timed out but applied is
  * still undone.
  */
-import { ActivityFailure, ApplicationFailure, CancellationScope, condition, sleep, workflowInfo } from '@temporalio/workflow';
+import { ActivityFailure, ApplicationFailure, CancellationScope, condition, sleep } from '@temporalio/workflow';
 import type { ChefPinResult } from '../activities/chef/index.ts';
+import type { FluxWritten } from '../activities/flux/readiness.ts';
 import type { GateResult } from '../activities/gates/result.ts';
 import { formatDuration, parseDuration } from '../release-spec/duration.ts';
 import { gateSummary, gateTiming, type PlanStep } from '../release-spec/plan.ts';
 import { gates, undo, writes, reads } from './activities.ts';
+import { fluxReadyInput, rolloutExpectation } from './flux.ts';
 import type { Saga } from './saga.ts';
 import type { ReleaseState } from './state.ts';
 
@@ -16,8 +18,10 @@ import type { ReleaseState } from './state.ts';
 export interface Run {
   release: ReleaseState;
   saga: Saga;
-  /** reconcile token requested for each Flux target, so its gate waits for this release's reconcile */
-  tokens: Map<string, string>;
+  /** what the release wrote to each Flux target (token, generation), so gates judge Flux's answer to it */
+  written: Map<string, FluxWritten>;
+  /** per Flux target: was it Ready before the release (preflight)? A rollback waits for it to be Ready again only then */
+  readyBefore: Map<string, boolean>;
   /**
    * when each Chef target's pin landed on the server (epoch ms, chefPin's landedAt; the workflow's
    * clock before the pin for results without it), so convergence counts only later chef-client runs
@@ -52,22 +56,6 @@ export async function applyChef(run: Run, index: number, step: Step<'chef'>): Pr
   // results recorded before landedAt existed hold only the previous pins: keep the workflow's clock then
   const landedAt = (pinned as Partial<ChefPinResult> | undefined)?.landedAt;
   if (typeof landedAt === 'number') run.pinnedAt.set(target.id, landedAt);
-  run.release.updateChange(change, { state: 'applied' });
-}
-
-export async function applyFlux(run: Run, index: number, step: Step<'flux'>): Promise<void> {
-  const target = run.release.input.spec.spec.flux.find((t) => t.id === step.target)!;
-  const where = `${target.kind} ${target.namespace}/${target.name}`;
-  const previous = await reads.fluxSnapshot.executeWithOptions({ summary: `read ${where}` }, [target]);
-  const token = `${workflowInfo().workflowId}/${workflowInfo().runId.slice(0, 8)}/${index}`;
-  const change = run.release.addChange({ step: index, system: 'flux', target: target.id, summary: step.summary, before: previous, after: target.kind === 'Kustomization' ? target.images : target.values });
-  run.saga.add({
-    change,
-    summary: `restore ${where}`,
-    run: () => undo.fluxRestore.executeWithOptions({ summary: `restore ${where}`, retry: { maximumAttempts: maxAttempts(run) } }, [{ target, previous, token: `${token}/undo` }]),
-  });
-  run.tokens.set(target.id, token);
-  await writes.fluxApply.executeWithOptions({ summary: step.summary }, [{ target, token }]);
   run.release.updateChange(change, { state: 'applied' });
 }
 
@@ -138,7 +126,7 @@ async function checkGate(run: Run, index: number, name: string): Promise<void> {
   try {
     if (g.fluxReady) {
       const target = body.flux.find((t) => t.id === g.fluxReady!.target)!;
-      result = await gates.fluxReadyGate.executeWithOptions(options, [{ gate: name, target, token: run.tokens.get(target.id)!, timeoutMs: timing.timeoutMs, intervalMs: timing.intervalMs }]);
+      result = await gates.fluxReadyGate.executeWithOptions(options, [{ gate: name, target, ...fluxReadyInput(run, target), timeoutMs: timing.timeoutMs, intervalMs: timing.intervalMs }]);
     } else if (g.chefConvergence) {
       const target = body.chef.find((t) => t.id === g.chefConvergence!.target)!;
       // a spec validated before these fields existed lacks them: the activity has the same defaults
@@ -157,7 +145,7 @@ async function checkGate(run: Run, index: number, name: string): Promise<void> {
         },
       ]);
     } else if (g.rollout) {
-      result = await gates.rolloutGate.executeWithOptions(options, [{ gate: name, deployment: g.rollout, ...timing }]);
+      result = await gates.rolloutGate.executeWithOptions(options, [{ gate: name, deployment: g.rollout, ...timing, expect: rolloutExpectation(run, g.rollout) }]);
     } else if (g.http) {
       result = await gates.httpGate.executeWithOptions(options, [{ gate: name, http: { ...g.http, requestTimeoutMs: parseDuration(g.http.requestTimeout)! }, ...timing }]);
     } else {

@@ -1,8 +1,10 @@
 /**
  * The release workflow with the real activities against the real servers of the stack: Temporal
- * dev server, goiardi (Chef), kube-apiserver with the Flux CRDs (the controller stand-in writes
- * Flux and Deployment status through the API server), the fleet simulator's nodes running
- * chef-client against goiardi, and Prometheus. Durations are short.
+ * dev server, goiardi (Chef) with the fleet simulator's nodes running chef-client against it,
+ * Prometheus, and a cluster whose every controller is real: each app is committed to the stack's
+ * Git server and applied by source- and kustomize-controller, rolled out by
+ * kube-controller-manager onto kwok's nodes. A bad release is a tag ending in -broken, whose pods
+ * never become Ready. Durations are short; deadlines are sized for a busy 2-core machine.
  */
 import assert from 'node:assert/strict';
 import { type ChildProcess, spawn } from 'node:child_process';
@@ -18,8 +20,7 @@ import { sendCommand, startRelease } from '../../client/releases.ts';
 import { type ReleaseStatus, statusQuery } from '../../workflows/messages.ts';
 import { adminClient, chefServerEnv, createEnvironment, deleteEnvironment, fleetApi, uploadCookbook } from '../support/chef-fixtures.ts';
 import { requireEnv, uniqueName } from '../support/env.ts';
-import { startStandIn, type StandIn } from '../support/controller-standin.ts';
-import { adminKubeConfig, createCanaryIngress, createDeployment, createKustomization, createNamespace } from '../support/seed-kube.ts';
+import { adminKubeConfig, createCanaryIngress, createKustomization, createNamespace } from '../support/seed-kube.ts';
 import { startTestWorker, type TestWorker } from '../support/temporal.ts';
 
 const chef = adminClient();
@@ -28,34 +29,40 @@ const fleet = fleetApi();
 const kc = adminKubeConfig();
 const custom = kc.makeApiClient(k8s.CustomObjectsApi);
 const net = kc.makeApiClient(k8s.NetworkingV1Api);
+const apps = kc.makeApiClient(k8s.AppsV1Api);
 const ns = uniqueName('release-real');
 const cookbook = uniqueName('api_gateway').replace(/-/g, '_');
 
 let tw: TestWorker;
-let standIn: StandIn;
 
 before(async () => {
   await createNamespace(ns, kc);
   for (const v of ['2.0.0', '2.1.0']) await uploadCookbook(chef, cookbook, v);
-  standIn = startStandIn({ namespaces: [ns], delayMs: 200, pollMs: 200 });
   tw = await startTestWorker();
 });
 after(async () => {
   await fleet.remove({ prefix: `${ns}-` });
   await tw?.stop();
-  await standIn?.stop();
   await closeChefPools();
 });
 
-/** A fresh world per test: a Chef environment, a Kustomization, a Deployment and a canary Ingress. */
+/**
+ * A fresh world per test: a Chef environment, an app in Git applied by a Kustomization (its
+ * Deployment rolled out at 2.0.0) and a canary Ingress.
+ */
 async function seed() {
   const name = uniqueName('shop');
   await createEnvironment(chef, name, { [cookbook]: '= 2.0.0' });
   await createKustomization({ namespace: ns, name, images: [{ name: 'ghcr.io/acme/web', newTag: '2.0.0' }] }, kc);
-  await createDeployment({ namespace: ns, name, image: 'ghcr.io/acme/web:2.0.0' }, kc);
   await createCanaryIngress({ namespace: ns, name: `${name}-canary`, host: 'shop.example', serviceName: name }, kc);
   return name;
 }
+
+/** The Deployment Flux applied: its pod template's image and its ready replicas. */
+const running = async (name: string) => {
+  const d = await apps.readNamespacedDeployment({ namespace: ns, name });
+  return { image: d.spec?.template.spec?.containers[0]?.image, ready: d.status?.readyReplicas ?? 0, updated: d.status?.updatedReplicas ?? 0 };
+};
 
 function release(name: string, body: Record<string, unknown> = {}) {
   return validateSpec({
@@ -78,7 +85,7 @@ const images = async (name: string) =>
   ((await custom.getNamespacedCustomObject({ group: 'kustomize.toolkit.fluxcd.io', version: 'v1', namespace: ns, plural: 'kustomizations', name })) as { spec: { images: unknown[] } }).spec.images;
 const weight = async (name: string) => (await net.readNamespacedIngress({ namespace: ns, name: `${name}-canary` })).metadata?.annotations?.['nginx.ingress.kubernetes.io/canary-weight'];
 
-async function waitForPhase(handle: WorkflowHandle, phase: string, timeoutMs = 30_000): Promise<ReleaseStatus> {
+async function waitForPhase(handle: WorkflowHandle, phase: string, timeoutMs = 300_000): Promise<ReleaseStatus> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const s = await handle.query(statusQuery);
@@ -106,10 +113,10 @@ describe('release workflow against the real servers', () => {
     await fleet.waitForVersion({ names: nodes }, cookbook, '2.0.0', { count: 3 });
     const input = release(name, {
       gates: {
-        converged: { chefConvergence: { target: 'vms', minPercent: 100 }, timeout: '60s', interval: '1s' },
-        ready: { fluxReady: { target: 'web' }, timeout: '30s', interval: '1s' },
-        rollout: { rollout: { namespace: ns, name }, timeout: '30s', interval: '1s' },
-        errors: { prometheus: { url: requireEnv('PROMETHEUS_URL'), query: 'vector(0)', comparison: '<', threshold: 0.05 }, timeout: '30s', interval: '1s' },
+        converged: { chefConvergence: { target: 'vms', minPercent: 100 }, timeout: '3m', interval: '1s' },
+        ready: { fluxReady: { target: 'web' }, timeout: '3m', interval: '1s' },
+        rollout: { rollout: { namespace: ns, name }, timeout: '3m', interval: '1s' },
+        errors: { prometheus: { url: requireEnv('PROMETHEUS_URL'), query: 'vector(0)', comparison: '<', threshold: 0.05 }, timeout: '3m', interval: '1s' },
       },
       steps: [{ chef: 'vms' }, { gate: 'converged' }, { flux: 'web' }, { gate: ['ready', 'rollout'] }, { setWeight: 20 }, { pause: { duration: '1s' } }, { gate: 'errors' }, { setWeight: 100 }],
     });
@@ -121,6 +128,8 @@ describe('release workflow against the real servers', () => {
     assert.match(status.gates.find((g) => g.gate === 'converged')!.reason, /^3\/3 nodes converged \(100%, need 100%\)/);
     assert.deepEqual(await pinned(name), { [cookbook]: '= 2.1.0' });
     assert.deepEqual(await images(name), [{ name: 'ghcr.io/acme/web', newTag: '2.1.0' }]);
+    // what runs: Flux applied the tag, the new ReplicaSet's pods are Ready
+    assert.deepEqual(await running(name), { image: 'ghcr.io/acme/web:2.1.0', ready: 2, updated: 2 });
     assert.equal(await weight(name), '100');
     // gates of one step run side by side and are recorded as they finish
     assert.deepEqual(status.gates.map((g) => [g.step, g.gate, g.ok]).sort(), [[1, 'converged', true], [3, 'ready', true], [3, 'rollout', true], [6, 'errors', true]]);
@@ -131,16 +140,27 @@ describe('release workflow against the real servers', () => {
     ]);
   });
 
-  it('Flux fails after Chef was pinned: Chef and the Kustomization are restored', async () => {
+  it('a tag whose pods never become Ready: the gates fail quoting Flux and the Deployment, Chef and Flux are restored, the old pods run again', async () => {
     const name = await seed();
-    standIn.setFailure(name, { reason: 'HealthCheckFailed', message: 'Deployment/shop not ready: CrashLoopBackOff' });
-    const input = release(name, { gates: { ready: { fluxReady: { target: 'web' }, timeout: '30s', interval: '1s' } }, steps: [{ chef: 'vms' }, { flux: 'web' }, { gate: 'ready' }] });
+    const input = release(name, {
+      gates: {
+        ready: { fluxReady: { target: 'web' }, timeout: '3m', interval: '1s' },
+        rollout: { rollout: { namespace: ns, name }, timeout: '3m', interval: '1s' },
+      },
+      steps: [{ chef: 'vms' }, { flux: 'web' }, { gate: ['ready', 'rollout'] }],
+    });
+    input.spec.spec.flux[0] = { ...input.spec.spec.flux[0]!, images: [{ name: 'ghcr.io/acme/web', newTag: '2.1.0-broken' }] } as (typeof input.spec.spec.flux)[0];
     const { message, status } = await rolledBack(await startRelease(tw.client, input, { taskQueue: tw.taskQueue }));
-    assert.match(message, /HealthCheckFailed/);
-    assert.match(message, /CrashLoopBackOff/);
+    // whichever gate saw it first: Flux's health check or the Deployment's own deadline
+    assert.match(message, /Ready=False HealthCheckFailed: .*stalled resources|exceeded its progress deadline: ReplicaSet .* has timed out progressing/);
+    assert.equal(status.phase, 'RolledBack');
     assert.deepEqual(await pinned(name), { [cookbook]: '= 2.0.0' });
     assert.deepEqual(await images(name), [{ name: 'ghcr.io/acme/web', newTag: '2.0.0' }]);
     assert.deepEqual(status.changes.map((c) => c.state), ['restored', 'restored']);
+    // RolledBack only once Flux applied the restored spec and the rollout back finished
+    assert.deepEqual(await running(name), { image: 'ghcr.io/acme/web:2.0.0', ready: 2, updated: 2 });
+    const after = status.gates.filter((g) => g.gate.startsWith('rollback/')).map((g) => [g.gate, g.kind, g.ok]);
+    assert.deepEqual(after, [['rollback/ready', 'fluxReady', true], ['rollback/rollout', 'rollout', true]]);
   });
 
   it('Chef preflight fails: nothing is touched, and the error lists the versions that exist', async () => {
@@ -182,17 +202,19 @@ describe('release workflow against the real servers', () => {
     assert.equal(await weight(name), '0');
     assert.deepEqual(await pinned(name), { [cookbook]: '= 2.0.0' });
     assert.deepEqual(await images(name), [{ name: 'ghcr.io/acme/web', newTag: '2.0.0' }]);
+    assert.deepEqual(await running(name), { image: 'ghcr.io/acme/web:2.0.0', ready: 2, updated: 2 }, 'the 2.0.0 pods run again');
     assert.deepEqual(status.changes.map((c) => c.state), ['restored', 'restored', 'restored']);
   });
 
   it('a Prometheus gate that fails mid-canary rolls everything back', async () => {
     const name = await seed();
     // a constant error ratio: the shared demo exporter is driven by other test files at the same time
-    const gates = { errors: { prometheus: { url: requireEnv('PROMETHEUS_URL'), query: 'vector(0.25)', comparison: '<', threshold: 0.05 }, timeout: '30s', interval: '1s' } };
+    const gates = { errors: { prometheus: { url: requireEnv('PROMETHEUS_URL'), query: 'vector(0.25)', comparison: '<', threshold: 0.05 }, timeout: '3m', interval: '1s' } };
     const input = release(name, { gates, steps: [{ chef: 'vms' }, { flux: 'web' }, { setWeight: 20 }, { gate: 'errors' }, { setWeight: 100 }] });
     const { message, status } = await rolledBack(await startRelease(tw.client, input, { taskQueue: tw.taskQueue }));
     assert.match(message, /0\.25/);
-    assert.deepEqual(status.gates.map((g) => [g.gate, g.ok]), [['errors', false]]);
+    // then, rolling back, the wait for Flux to apply the restored spec
+    assert.deepEqual(status.gates.map((g) => [g.gate, g.ok]), [['errors', false], ['rollback/web', true]]);
     assert.equal(await weight(name), '0');
     assert.deepEqual(await pinned(name), { [cookbook]: '= 2.0.0' });
   });
