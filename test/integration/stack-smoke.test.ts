@@ -12,16 +12,17 @@ import { DefaultLogger, NativeConnection, Runtime, Worker } from '@temporalio/wo
 import { ApplicationFailure } from '@temporalio/common';
 import { ChefClient, closeChefPools } from '../../activities/chef/client.ts';
 import { requireEnv, uniqueName } from '../support/env.ts';
-import { startStandIn } from '../support/controller-standin.ts';
 import {
   adminKubeConfig,
-  createDeployment,
   createHelmRelease,
   createKustomization,
   createNamespace,
   fluxGroups,
+  getFluxObject,
+  secondClusterKubeConfig,
   serviceAccountKubeConfig,
 } from '../support/seed-kube.ts';
+import { commitFiles, gitRepoUrl, publishChart } from '../support/sources.ts';
 
 describe('Temporal dev server', () => {
   it('runs a trivial workflow to completion', async () => {
@@ -110,77 +111,65 @@ describe('Kubernetes API server with the Flux CRDs', () => {
   });
 });
 
-describe('controller stand-in (through the real API server)', () => {
-  const mergePatch = k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch);
+describe('the source server', () => {
+  it('takes a push to a new repository, serves it back over smart HTTP, and serves a published chart', async () => {
+    const repo = uniqueName('smoke/repo');
+    const sha = await commitFiles(repo, { 'README.md': 'hello\n' }, 'first');
+    const { execFileSync } = await import('node:child_process');
+    const refs = execFileSync('git', ['ls-remote', gitRepoUrl(repo), 'refs/heads/main'], { encoding: 'utf8' });
+    assert.equal(refs.split('\t')[0], sha);
+    const url = await publishChart(uniqueName('smoke'), { version: '1.2.3' });
+    const index = await (await fetch(`${url}index.yaml`)).text();
+    assert.match(index, /name: web/);
+    assert.match(index, /version: 1\.2\.3/);
+    assert.match(index, /urls:\s+- web-1\.2\.3\.tgz/);
+  });
+});
 
-  async function until<T>(what: string, read: () => Promise<T>, ok: (v: T) => boolean, timeoutMs = 15_000): Promise<T> {
-    const deadline = Date.now() + timeoutMs;
-    for (;;) {
-      const v = await read();
-      if (ok(v)) return v;
-      if (Date.now() > deadline) throw new Error(`${what}: not reached in ${timeoutMs}ms; last: ${JSON.stringify(v)}`);
-      await new Promise((r) => setTimeout(r, 100));
-    }
-  }
+describe('the real controllers', () => {
+  const kc = adminKubeConfig();
+  const ready = (o: any) => o.status?.conditions?.find((c: any) => c.type === 'Ready');
 
-  it('answers reconcile requests and rollouts as the controllers do, or fails on request', async () => {
-    const kc = adminKubeConfig();
-    const namespace = uniqueName('standin');
+  it('Git → source-controller → kustomize-controller → Deployment → ReplicaSet → pods Running and Ready on kwok nodes', async () => {
+    const namespace = uniqueName('smoke');
     await createNamespace(namespace, kc);
-    await createKustomization({ namespace, name: 'good', images: [{ name: 'app', newTag: '1' }] }, kc);
-    await createKustomization({ namespace, name: 'bad' }, kc);
-    await createHelmRelease({ namespace, name: 'chart', values: { image: { tag: '1' } } }, kc);
-    await createDeployment({ namespace, name: 'web', image: 'nginx:1', replicas: 3 }, kc);
-    const standIn = startStandIn({
-      kubeconfig: kc,
-      namespaces: [namespace],
-      delayMs: 100,
-      failures: { bad: { reason: 'HealthCheckFailed', message: 'timeout waiting for Deployment/web' } },
-    });
-    try {
-      const api = kc.makeApiClient(k8s.CustomObjectsApi);
-      const apps = kc.makeApiClient(k8s.AppsV1Api);
-      const k = fluxGroups.kustomization;
-      const h = fluxGroups.helmRelease;
-      const token = new Date().toISOString();
-      for (const name of ['good', 'bad']) {
-        await api.patchNamespacedCustomObject(
-          { group: k.group, version: k.version, plural: k.plural, namespace, name, body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': token } } } },
-          mergePatch,
-        );
-      }
-      const ready = (o: any) => o.status?.conditions?.find((c: any) => c.type === 'Ready');
-      const good: any = await until(
-        'good Kustomization handled',
-        () => api.getNamespacedCustomObject({ group: k.group, version: k.version, plural: k.plural, namespace, name: 'good' }),
-        (o: any) => o.status?.lastHandledReconcileAt === token,
-      );
-      assert.equal(ready(good).status, 'True');
-      assert.equal(ready(good).reason, 'ReconciliationSucceeded');
-      assert.equal(good.status.observedGeneration, good.metadata.generation);
-      assert.match(good.status.lastAppliedRevision, /^main@sha1:/);
-      const bad: any = await until(
-        'bad Kustomization handled',
-        () => api.getNamespacedCustomObject({ group: k.group, version: k.version, plural: k.plural, namespace, name: 'bad' }),
-        (o: any) => o.status?.lastHandledReconcileAt === token,
-      );
-      assert.deepEqual([ready(bad).status, ready(bad).reason], ['False', 'HealthCheckFailed']);
-      const hr: any = await until(
-        'HelmRelease installed',
-        () => api.getNamespacedCustomObject({ group: h.group, version: h.version, plural: h.plural, namespace, name: 'chart' }),
-        (o: any) => ready(o)?.status === 'True',
-      );
-      assert.equal(hr.status.history[0].version, 1);
-      const dep = await until(
-        'Deployment rolled out',
-        () => apps.readNamespacedDeployment({ namespace, name: 'web' }),
-        (d) => d.status?.observedGeneration === d.metadata?.generation,
-      );
-      assert.equal(dep.status?.updatedReplicas, 3);
-      assert.equal(dep.status?.availableReplicas, 3);
-    } finally {
-      await standIn.stop();
+    // kube-controller-manager's serviceaccount controller gives every namespace its default ServiceAccount
+    const core = kc.makeApiClient(k8s.CoreV1Api);
+    await createKustomization({ namespace, name: 'web', images: [{ name: 'ghcr.io/acme/web', newTag: '1.0.0' }], replicas: 3 }, kc);
+    const ks = await getFluxObject(fluxGroups.kustomization, namespace, 'web', kc);
+    assert.equal(ready(ks).reason, 'ReconciliationSucceeded');
+    assert.match(ks.status.lastAppliedRevision, /^main@sha1:[0-9a-f]{40}$/);
+    const d = await kc.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace, name: 'web' });
+    assert.equal(d.status?.readyReplicas, 3);
+    const pods = (await core.listNamespacedPod({ namespace })).items;
+    assert.equal(pods.length, 3);
+    for (const p of pods) {
+      assert.equal(p.status?.phase, 'Running');
+      assert.match(p.spec?.nodeName ?? '', /^kwok-node-\d$/);
+      assert.equal(p.metadata?.ownerReferences?.[0]?.kind, 'ReplicaSet');
     }
+    await core.readNamespacedServiceAccount({ namespace, name: 'default' });
+  });
+
+  it('a HelmRepository chart → helm-controller installs the HelmRelease', async () => {
+    const namespace = uniqueName('smoke');
+    await createNamespace(namespace, kc);
+    await createHelmRelease({ namespace, name: 'chart', values: { image: { repository: 'ghcr.io/acme/web', tag: '1.0.0' } } }, kc);
+    const hr = await getFluxObject(fluxGroups.helmRelease, namespace, 'chart', kc);
+    assert.equal(ready(hr).reason, 'InstallSucceeded');
+    assert.deepEqual(hr.status.history.map((h: any) => [h.version, h.status, h.chartName, h.chartVersion]), [[1, 'deployed', 'web', '1.0.0']]);
+  });
+
+  it('the second cluster is a cluster of its own, with its own nodes and controllers', async () => {
+    const b = secondClusterKubeConfig();
+    assert.notEqual(b.getCurrentCluster()?.server, kc.getCurrentCluster()?.server);
+    const namespace = uniqueName('smoke-b');
+    await createNamespace(namespace, b);
+    await createKustomization({ namespace, name: 'web', images: [{ name: 'ghcr.io/acme/web', newTag: '1.0.0' }], replicas: 1 }, b);
+    const nodes = (await b.makeApiClient(k8s.CoreV1Api).listNode()).items.map((n) => n.metadata?.name).sort();
+    assert.deepEqual(nodes, ['kwok-node-0', 'kwok-node-1', 'kwok-node-2']);
+    // not visible in the main cluster
+    await assert.rejects(kc.makeApiClient(k8s.CoreV1Api).readNamespace({ name: namespace }), (err: { code?: number }) => err.code === 404);
   });
 });
 
