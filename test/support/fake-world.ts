@@ -21,6 +21,8 @@ export interface World {
   failures: Record<string, { times: number; message: string; retryable?: boolean }>;
   /** gate name -> outcome */
   gateOutcome: Record<string, 'pass' | 'fail'>;
+  /** the Kustomization's generation, moved by every pin and unpin */
+  generation: number;
 }
 
 export function newWorld(): World {
@@ -31,6 +33,7 @@ export function newWorld(): World {
     calls: [],
     failures: {},
     gateOutcome: {},
+    generation: 1,
   };
 }
 
@@ -95,6 +98,25 @@ export function fakeActivities(world: World) {
       const before = Object.fromEntries(i.target.images.map((img) => [img.name, current.find((c) => c.name === img.name) ?? null]));
       world.images[i.target.name] = [...current.filter((c) => !i.target.images.some((n) => n.name === c.name)), ...i.target.images];
       return { kind: 'Kustomization' as const, images: before };
+    },
+    async fluxPin(i: { target: { name: string; images: Image[] }; token: string }) {
+      enter('fluxPin');
+      const current = world.images[i.target.name]!;
+      const before = Object.fromEntries(i.target.images.map((img) => [img.name, current.find((c) => c.name === img.name) ?? null]));
+      world.images[i.target.name] = [...current.filter((c) => !i.target.images.some((n) => n.name === c.name)), ...i.target.images];
+      world.generation++;
+      return { previous: { kind: 'Kustomization' as const, images: before }, written: { token: i.token, generation: world.generation, specChanged: true } };
+    },
+    async fluxUnpin(i: { target: { name: string }; previous: { images: Record<string, Image | null> }; token: string }) {
+      enter('fluxUnpin');
+      let current = world.images[i.target.name]!;
+      for (const [name, prev] of Object.entries(i.previous.images)) {
+        current = current.filter((c) => c.name !== name);
+        if (prev) current.push(prev);
+      }
+      world.images[i.target.name] = current;
+      world.generation++;
+      return { token: i.token, generation: world.generation, specChanged: true };
     },
     async fluxRestore(i: { target: { name: string }; previous: { images: Record<string, Image | null> } }) {
       enter('fluxRestore');

@@ -62,7 +62,7 @@ describe('release workflow logic', () => {
     const calls = world.calls.filter((c) => c !== 'notify');
     // preflight checks run side by side; the mutations run in plan order after all of them
     assert.deepEqual(calls.slice(0, 2).sort(), ['chefPreflight', 'fluxPreflight']);
-    assert.deepEqual(calls.slice(2), ['chefSnapshot', 'chefPin', 'fluxSnapshot', 'fluxApply']);
+    assert.deepEqual(calls.slice(2), ['chefSnapshot', 'chefPin', 'fluxSnapshot', 'fluxPin']);
     assert.deepEqual(status.changes.map((c) => [c.system, c.state, c.before]), [
       ['chef', 'applied', { api_gateway: '= 2.0.0' }],
       ['flux', 'applied', { kind: 'Kustomization', images: { 'ghcr.io/acme/web': { name: 'ghcr.io/acme/web', newTag: '2.0.0' } } }],
@@ -72,7 +72,7 @@ describe('release workflow logic', () => {
 
   it('restores Chef when Flux fails after Chef was pinned', async () => {
     reset();
-    world.failures.fluxApply = { times: 1, message: 'admission webhook denied the patch' };
+    world.failures.fluxPin = { times: 1, message: 'admission webhook denied the patch' };
     const handle = await startRelease(tw.client, spec(uniqueName('fluxfail')), { taskQueue: tw.taskQueue });
     const { message, status } = await failure(handle);
     assert.match(message, /rolled back: admission webhook denied the patch/);
@@ -80,8 +80,8 @@ describe('release workflow logic', () => {
     assert.deepEqual(world.chef.production, { api_gateway: '= 2.0.0' });
     assert.equal(world.images.storefront![0]!.newTag, '2.0.0');
     // the Flux compensation was registered before the mutation, so it runs too (idempotent), newest first
-    const undo = world.calls.filter((c) => c.endsWith('Restore'));
-    assert.deepEqual(undo, ['fluxRestore', 'chefRestore']);
+    const undo = world.calls.filter((c) => c.endsWith('Restore') || c.endsWith('Unpin'));
+    assert.deepEqual(undo, ['fluxUnpin', 'chefRestore']);
     assert.deepEqual(status.changes.map((c) => c.state), ['restored', 'restored']);
   });
 
@@ -157,7 +157,8 @@ describe('release workflow logic', () => {
     const handle = await startRelease(tw.client, canary(app, [{ chef: 'production' }, { flux: 'storefront' }, { setWeight: 20 }, { gate: 'error-rate' }, { setWeight: 100 }], gates), { taskQueue: tw.taskQueue });
     const { message, status } = await failure(handle);
     assert.match(message, /gate error-rate \(prometheus\) failed: error rate 0.2 is not < 0.01/);
-    assert.deepEqual(status.gates.map((g) => [g.gate, g.ok, g.step]), [['error-rate', false, 3]]);
+    // the rollback waits for Flux to apply the restored spec: a gate of its own
+    assert.deepEqual(status.gates.map((g) => [g.gate, g.ok, g.step]), [['error-rate', false, 3], ['rollback/storefront', true, 1]]);
     assert.equal(world.weight, null);
     assert.deepEqual(world.chef.production, { api_gateway: '= 2.0.0' });
   });
@@ -165,7 +166,7 @@ describe('release workflow logic', () => {
   it('a compensation that keeps failing waits in RollbackFailed until retry succeeds', async () => {
     reset();
     const app = uniqueName('rbfail');
-    world.failures.fluxApply = { times: 1, message: 'apply failed' };
+    world.failures.fluxPin = { times: 1, message: 'apply failed' };
     world.failures.chefRestore = { times: 1, message: 'Chef server answered 503' };
     const handle = await startRelease(tw.client, spec(app, { rollback: { maxAttempts: 1 } }), { taskQueue: tw.taskQueue });
     const stuck = await waitForPhase(handle, 'RollbackFailed');
@@ -183,8 +184,8 @@ describe('release workflow logic', () => {
   it('skip accepts a compensation that cannot be done and finishes the rollback', async () => {
     reset();
     const app = uniqueName('rbskip');
-    world.failures.fluxApply = { times: 1, message: 'apply failed' };
-    world.failures.fluxRestore = { times: 5, message: 'Kustomization was deleted' };
+    world.failures.fluxPin = { times: 1, message: 'apply failed' };
+    world.failures.fluxUnpin = { times: 5, message: 'Kustomization was deleted' };
     const handle = await startRelease(tw.client, spec(app, { rollback: { maxAttempts: 1 } }), { taskQueue: tw.taskQueue });
     await waitForPhase(handle, 'RollbackFailed');
     await sendCommand(handle, 'skip', { by: 'alice', reason: 'deleted on purpose' });
