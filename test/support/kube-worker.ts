@@ -35,9 +35,11 @@ export function adminKubeconfigPath(): string {
   return process.env[ADMIN_ENV]!;
 }
 
-export function admin(): Admin {
+/** The admin of the main cluster, or of the cluster of `context` (e.g. $HR_KUBE_CONTEXT_B). */
+export function admin(context?: string): Admin {
   const config = new k8s.KubeConfig();
   config.loadFromFile(adminKubeconfigPath());
+  if (context) config.setCurrentContext(context);
   return {
     config,
     core: config.makeApiClient(k8s.CoreV1Api),
@@ -58,13 +60,21 @@ export async function applyManifest(a: Admin, file: string): Promise<void> {
   }
 }
 
-/** A test namespace, in which the worker gets its generated namespace-scoped Role. */
+/**
+ * A test namespace, in which the worker gets its generated namespace-scoped Role; waits for the
+ * `default` ServiceAccount that kube-controller-manager's serviceaccount controller creates.
+ */
 export async function createNamespace(a: Admin, name: string): Promise<void> {
   await a.core.createNamespace({ body: { metadata: { name, labels: { 'hybrid-release.dev/test': 'true' } } } });
-  // The stack runs no kube-controller-manager, which would create this; pods need it.
-  await a.core.createNamespacedServiceAccount({ namespace: name, body: { metadata: { name: 'default' } } }).catch((err: { code?: number }) => {
-    if (err.code !== 409) throw err;
-  });
+  for (let i = 0; ; i++) {
+    try {
+      await a.core.readNamespacedServiceAccount({ namespace: name, name: 'default' });
+      break;
+    } catch (err) {
+      if ((err as { code?: number }).code !== 404 || i >= 600) throw new Error(`namespace ${name}: no default ServiceAccount after 60s (is kube-controller-manager running?): ${(err as Error).message}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
   await grantWorker(a, [name]);
 }
 
@@ -149,6 +159,40 @@ export async function useWorkerIdentity(a: Admin): Promise<string> {
   switchKubeconfig(path);
   await waitAllowed(path, { group: '', resource: 'secrets', verb: 'get', namespace: CREDENTIALS_NAMESPACE });
   for (const namespace of granted) await waitAllowed(path, { group: 'kustomize.toolkit.fluxcd.io', resource: 'kustomizations', verb: 'patch', namespace });
+  return path;
+}
+
+/**
+ * The worker's identity in both clusters of the stack: in each, the worker's RBAC generated for
+ * `namespaces` (as useWorkerIdentity does for one cluster) and a token of the worker ServiceAccount;
+ * one kubeconfig with contexts `cluster-a` (current) and `cluster-b`. Points KUBECONFIG at it.
+ */
+export async function useWorkerIdentityInBothClusters(contextB: string, namespaces: string[]): Promise<string> {
+  const clusters = [
+    { name: 'cluster-a', admin: admin() },
+    { name: 'cluster-b', admin: admin(contextB) },
+  ];
+  const config: { clusters: unknown[]; users: unknown[]; contexts: unknown[] } = { clusters: [], users: [], contexts: [] };
+  for (const c of clusters) {
+    for (const obj of rbacObjects(rbacTestPolicy(namespaces), { serviceAccount: WORKER_SA })) await applyObject(c.admin, obj as unknown as k8s.KubernetesObject);
+    const token = (await c.admin.core.createNamespacedServiceAccountToken({ namespace: WORKER_SA.namespace, name: WORKER_SA.name, body: { spec: { audiences: [], expirationSeconds: 3600 } } })).status?.token;
+    const cluster = c.admin.config.getCurrentCluster()!;
+    const caData = cluster.caData ?? (cluster.caFile ? readFileSync(cluster.caFile).toString('base64') : undefined);
+    config.clusters.push({ name: c.name, cluster: { server: cluster.server, 'certificate-authority-data': caData } });
+    config.users.push({ name: `${c.name}-worker`, user: { token } });
+    config.contexts.push({ name: c.name, context: { cluster: c.name, user: `${c.name}-worker` } });
+  }
+  const path = join(mkdtempSync(join(tmpdir(), 'hr-kube-')), 'kubeconfig');
+  writeFileSync(path, stringify({ apiVersion: 'v1', kind: 'Config', ...config, 'current-context': 'cluster-a' }), { mode: 0o600 });
+  switchKubeconfig(path);
+  const check = new k8s.KubeConfig();
+  check.loadFromFile(path);
+  for (const c of clusters) {
+    check.setCurrentContext(c.name);
+    const ctxFile = join(mkdtempSync(join(tmpdir(), 'hr-kube-')), 'kubeconfig');
+    writeFileSync(ctxFile, check.exportConfig(), { mode: 0o600 });
+    for (const namespace of namespaces) await waitAllowed(ctxFile, { group: 'kustomize.toolkit.fluxcd.io', resource: 'kustomizations', verb: 'patch', namespace });
+  }
   return path;
 }
 
