@@ -1,16 +1,22 @@
 /**
- * The main job, on embedded defaults: seeds a sample app on the local stack (a Flux Kustomization,
- * a Deployment and a canary Ingress; a Chef environment with two cookbook versions and five
- * nodes), starts a canary release that pauses for approval, prints the Temporal UI link and the
- * exact approve / abort commands, and ends with a summary once a person decides.
+ * The main job, on embedded defaults: seeds a sample app on the local stack (the storefront's
+ * manifests committed to the stack's Git server, a GitRepository and a Kustomization that the
+ * real source- and kustomize-controller apply, a Deployment that kube-controller-manager rolls
+ * out through ReplicaSets onto kwok's nodes, a canary Ingress; a Chef environment with two
+ * cookbook versions and five nodes), starts a canary release that pauses for approval, prints the
+ * Temporal UI link and the exact approve / abort commands, and ends with a summary of both worlds
+ * read back from the servers (the Deployment's pod-template image and ready replicas included).
  *
  *   npm run demo                  # waits for you to approve or abort from another terminal
  *   npm run demo -- --auto-approve
+ *   npm run demo -- --broken      # releases 2.1.0-broken, whose pods never become Ready (kwok's
+ *                                 # fault stage): the gates fail, Chef and Flux are restored, and
+ *                                 # the release says RolledBack once the 2.0.0 pods are Ready again
  *
- * No Flux controllers or VMs run locally: the controller stand-in writes Flux and Deployment
- * status through the real API server. The five gateway VMs are the stack's fleet simulator: they
- * run chef-client every few seconds against the real Chef server, so the convergence gate waits
- * for their runs on the new version. Everything else is the real thing.
+ * Kubernetes is the real thing end to end (Git source → kustomize-controller → Deployment →
+ * ReplicaSet → kwok pods). The five gateway VMs are the stack's fleet simulator: they run
+ * chef-client every few seconds against the real Chef server, so the convergence gate waits for
+ * their runs on the new version. Everything else is the real thing.
  */
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -28,12 +34,15 @@ import type { ReleaseStatus } from '../workflows/messages.ts';
 import { TASK_QUEUE } from '../workflows/search-attributes.ts';
 import { createWorker } from '../worker/create.ts';
 import { adminClient, chefServerEnv, createEnvironment, fleetApi, uploadCookbook } from '../test/support/chef-fixtures.ts';
-import { startStandIn } from '../test/support/controller-standin.ts';
-import { adminKubeConfig, createCanaryIngress, createDeployment, createKustomization, createNamespace } from '../test/support/seed-kube.ts';
+import { adminKubeConfig, createCanaryIngress, createKustomization, createNamespace, fluxGroups, getFluxObject, waitForFluxReady } from '../test/support/seed-kube.ts';
+import { stackDir } from './lib/paths.ts';
 import { requireEnv } from '../test/support/env.ts';
 import { demoPolicy } from './lib/demo-policy.ts';
 
-const { values: flags } = parseArgs({ options: { 'auto-approve': { type: 'boolean' } } });
+const { values: flags } = parseArgs({ options: { 'auto-approve': { type: 'boolean' }, broken: { type: 'boolean' } } });
+/** the tag the release ships: with --broken one whose pods never become Ready */
+const NEW_TAG = flags.broken ? '2.1.0-broken' : '2.1.0';
+const IMAGE = 'ghcr.io/acme/storefront-web';
 const out = makeOutput('text');
 const say = (s = '') => process.stdout.write(`${s}\n`);
 
@@ -50,12 +59,19 @@ async function seed(): Promise<void> {
   const kc = adminKubeConfig();
   await createNamespace(NS, kc);
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
-  // start from 2.0.0 on every run, so the demo can be run again
-  await custom.deleteNamespacedCustomObject({ group: 'kustomize.toolkit.fluxcd.io', version: 'v1', namespace: NS, plural: 'kustomizations', name: 'storefront-web' }).catch(() => undefined);
-  await createKustomization({ namespace: NS, name: 'storefront-web', images: [{ name: 'ghcr.io/acme/storefront-web', newTag: '2.0.0' }] }, kc);
-  const apps = kc.makeApiClient(k8s.AppsV1Api);
-  await apps.deleteNamespacedDeployment({ namespace: NS, name: 'storefront-web' }).catch(() => undefined);
-  await createDeployment({ namespace: NS, name: 'storefront-web', image: 'ghcr.io/acme/storefront-web:2.0.0', replicas: 3 }, kc);
+  const existing = await getFluxObject(fluxGroups.kustomization, NS, 'storefront-web', kc).catch(() => undefined);
+  if (existing) {
+    // a later run starts from 2.0.0 again: Flux puts it back and rolls it out
+    await custom.patchNamespacedCustomObject(
+      { group: 'kustomize.toolkit.fluxcd.io', version: 'v1', namespace: NS, plural: 'kustomizations', name: 'storefront-web', body: { metadata: { annotations: { 'reconcile.fluxcd.io/requestedAt': `demo-seed-${Date.now()}` } }, spec: { images: [{ name: IMAGE, newTag: '2.0.0' }] } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await waitForFluxReady(fluxGroups.kustomization, NS, 'storefront-web', kc);
+  } else {
+    // the storefront's manifests (Deployment with 3 replicas and a short progress deadline, Service)
+    // committed to the stack's Git server; a GitRepository and a Kustomization with wait: true
+    await createKustomization({ namespace: NS, name: 'storefront-web', images: [{ name: IMAGE, newTag: '2.0.0' }], replicas: 3, progressDeadlineSeconds: 15 }, kc);
+  }
   const net = kc.makeApiClient(k8s.NetworkingV1Api);
   await net.deleteNamespacedIngress({ namespace: NS, name: 'storefront-web-canary' }).catch(() => undefined);
   await createCanaryIngress({ namespace: NS, name: 'storefront-web-canary', host: 'shop.example.com', serviceName: 'storefront-web-canary' }, kc);
@@ -98,8 +114,8 @@ spec:
       namespace: ${NS}
       name: storefront-web
       images:
-        - name: ghcr.io/acme/storefront-web
-          newTag: "2.1.0"
+        - name: ${IMAGE}
+          newTag: "${NEW_TAG}"
   canary:
     ingress: { namespace: ${NS}, name: storefront-web-canary }
   gates:
@@ -136,7 +152,7 @@ spec:
     - pause: { deadline: 30m, onTimeout: abort }
     - setWeight: 100
 `;
-  const file = join(requireEnv('KUBECONFIG'), '..', '..', 'demo-release.yaml');
+  const file = join(stackDir, 'demo-release.yaml');
   writeFileSync(file, yaml);
   return file;
 }
@@ -144,7 +160,8 @@ spec:
 async function main(): Promise<number> {
   Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } } });
   say(out.bold('hybrid-release demo: one release across Kubernetes (Flux) and Chef VMs'));
-  say('seeding the sample app: Kustomization storefront/storefront-web at 2.0.0, a canary Ingress,');
+  say('seeding the sample app: storefront manifests in the stack\'s Git server, applied by kustomize-controller');
+  say('(Kustomization storefront/storefront-web at 2.0.0, 3 pods on kwok nodes), a canary Ingress,');
   say(`Chef environment ${ENVIRONMENT} with ${COOKBOOK} pinned to = 2.0.0, and ${NODES.length} gateway VMs running chef-client`);
   say(`every ${DEMO_INTERVAL_MS / 1000}-${(DEMO_INTERVAL_MS + DEMO_SPLAY_MS) / 1000}s (the stack's fleet simulator: npm run stack -- nodes list)`);
   await seed();
@@ -158,16 +175,15 @@ async function main(): Promise<number> {
   const native = await NativeConnection.connect({ address });
   const worker = await createWorker({ connection: native, namespace, taskQueue: TASK_QUEUE, policy: approvals.policy });
   const working = worker.run();
-  const standIn = startStandIn({ namespaces: [NS], delayMs: 1500 });
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace });
 
   try {
     const handle = await startRelease(client, { ...input, startedBy: 'demo' });
     const link = uiLink(namespace, handle.workflowId);
-    const env = `source ${join(requireEnv('KUBECONFIG'), '..', '..', 'env')}`;
+    const env = `source ${join(stackDir, 'env')}`;
     say();
-    say(`spec: ${specFile}`);
+    say(`spec: ${specFile}${flags.broken ? ` (--broken: ships ${NEW_TAG}, whose pods never become Ready)` : ''}`);
     say(`policy: ${approvals.file} (what the worker lets this release touch, and who may decide)`);
     say(`started ${out.bold(handle.workflowId)}`);
     if (link) say(`Temporal UI: ${link}`);
@@ -195,13 +211,13 @@ async function main(): Promise<number> {
     say();
     say(renderStatus(status, out));
     say(await worldSummary());
+    if (flags.broken) return status.phase === 'RolledBack' ? 0 : 1;
     return status.phase === 'Succeeded' ? 0 : 1;
   } finally {
     // the gateway VMs stay, at chef-client's default pace so an idle stack stays cheap
     await fleetApi().fault({ names: NODES, intervalMs: 30 * 60_000, splayMs: 5 * 60_000 }).catch(() => undefined);
     worker.shutdown();
     await working;
-    await standIn.stop();
     await native.close();
     await connection.close();
     await closeChefPools();
@@ -212,12 +228,20 @@ async function main(): Promise<number> {
 /** Both worlds as they are now, read back from the servers. */
 async function worldSummary(): Promise<string> {
   const kc = adminKubeConfig();
-  const k = (await kc.makeApiClient(k8s.CustomObjectsApi).getNamespacedCustomObject({ group: 'kustomize.toolkit.fluxcd.io', version: 'v1', namespace: NS, plural: 'kustomizations', name: 'storefront-web' })) as { spec: { images: { name: string; newTag?: string }[] } };
+  const k = (await getFluxObject(fluxGroups.kustomization, NS, 'storefront-web', kc)) as { spec: { images: { name: string; newTag?: string }[] }; status: { conditions?: { type: string; status: string; reason: string }[]; lastAppliedRevision?: string } };
+  const ready = k.status.conditions?.find((c) => c.type === 'Ready');
+  const d = await kc.makeApiClient(k8s.AppsV1Api).readNamespacedDeployment({ namespace: NS, name: 'storefront-web' });
+  const pods = (await kc.makeApiClient(k8s.CoreV1Api).listNamespacedPod({ namespace: NS, labelSelector: 'app=storefront-web' })).items.filter((p) => !p.metadata?.deletionTimestamp);
+  const podLine = pods
+    .map((p) => `${p.metadata?.name} ${p.spec?.containers[0]?.image?.split(':').pop()} ${p.status?.conditions?.find((c) => c.type === 'Ready')?.status === 'True' ? 'Ready' : 'not Ready'} on ${p.spec?.nodeName}`)
+    .sort();
   const ing = await kc.makeApiClient(k8s.NetworkingV1Api).readNamespacedIngress({ namespace: NS, name: 'storefront-web-canary' });
   const env = await adminClient().get<{ cookbook_versions: Record<string, string> }>(`environments/${ENVIRONMENT}`, { object: ENVIRONMENT });
   return [
     out.bold('both worlds now:'),
-    `  Kubernetes  Kustomization ${NS}/storefront-web images: ${k.spec.images.map((i) => `${i.name}:${i.newTag}`).join(', ')}`,
+    `  Kubernetes  Kustomization ${NS}/storefront-web images: ${k.spec.images.map((i) => `${i.name}:${i.newTag}`).join(', ')} — Ready=${ready?.status} ${ready?.reason ?? ''} at ${k.status.lastAppliedRevision ?? '?'}`,
+    `              Deployment pod template: ${d.spec?.template.spec?.containers.map((c) => c.image).join(', ')}; ready replicas ${d.status?.readyReplicas ?? 0}/${d.spec?.replicas} (updated ${d.status?.updatedReplicas ?? 0})`,
+    ...podLine.map((l) => `              pod ${l}`),
     `              canary weight: ${ing.metadata?.annotations?.['nginx.ingress.kubernetes.io/canary-weight'] ?? 'none'}`,
     `  Chef        environment ${ENVIRONMENT}: ${Object.entries(env.cookbook_versions).map(([c, v]) => `${c} ${v}`).join(', ')}`,
     `              gateway VMs, last chef-client run: ${(await fleetApi().list({ names: NODES })).map((n) => `${n.name} ${n.lastRun?.status ?? 'none'} on ${n.lastRun?.versions?.[COOKBOOK] ?? '?'}`).join(', ')}`,
