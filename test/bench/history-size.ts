@@ -16,7 +16,6 @@ import { historyToJSON } from '@temporalio/common/lib/proto-utils.js';
 import { startRelease } from '../../client/releases.ts';
 import type { ReleaseStatus } from '../../workflows/messages.ts';
 import { requireEnv } from '../support/env.ts';
-import { startStandIn } from '../support/controller-standin.ts';
 import { startTestWorker } from '../support/temporal.ts';
 import { Bench, tearDownAll, eventCounts, note, printTable } from './lib.ts';
 
@@ -36,7 +35,6 @@ const shapes: Shape[] = [
 
 const bench = new Bench('history');
 await bench.setUp();
-const standIn = startStandIn({ namespaces: [bench.ns], delayMs: 200, pollMs: 200 });
 const tw = await startTestWorker();
 
 async function run(shape: Shape) {
@@ -103,5 +101,5 @@ try {
       `and the gates checked ${Math.min(...rows.map((r) => r.checks))}..${Math.max(...rows.map((r) => r.checks))} times`,
   );
 } finally {
-  await tearDownAll({ worker: tw, standIn, bench });
+  await tearDownAll({ worker: tw, bench });
 }

@@ -1,10 +1,10 @@
 /**
  * Shared by the release benchmarks: a "world" per app on the stack's real servers (a Chef
- * environment pinned to the old cookbook version, a Kustomization and a canary Ingress), the
+ * environment pinned to the old cookbook version, an app in the stack's Git server applied by a
+ * Kustomization through the real Flux controllers, rolled out on kwok, and a canary Ingress), the
  * release spec that targets it, clean-up, and the statistics and table printing.
  */
 import os from 'node:os';
-import * as k8s from '@kubernetes/client-node';
 import { tsToMs } from '@temporalio/common/lib/time.js';
 import type { WorkflowHandle } from '@temporalio/client';
 import { closeChefPools, seg } from '../../activities/chef/client.ts';
@@ -12,7 +12,8 @@ import { validateSpec } from '../../release-spec/load.ts';
 import type { ReleaseInput } from '../../release-spec/plan.ts';
 import { adminClient, chefServerEnv, createEnvironment, deleteEnvironment, mapLimit, uploadCookbook } from '../support/chef-fixtures.ts';
 import { uniqueName } from '../support/env.ts';
-import { adminKubeConfig, createCanaryIngress, createKustomization, createNamespace, fluxGroups } from '../support/seed-kube.ts';
+import * as k8s from '@kubernetes/client-node';
+import { adminKubeConfig, createCanaryIngress, createKustomization, createKustomizations, createNamespace } from '../support/seed-kube.ts';
 
 export { mapLimit, uniqueName };
 
@@ -22,7 +23,7 @@ export const IMAGE = 'ghcr.io/acme/web';
 
 /**
  * One benchmark's fixtures: a namespace and a cookbook with versions OLD and NEW, shared by all
- * its apps; each app gets its own Chef environment, Kustomization (+ GitRepository) and Ingress.
+ * its apps; each app gets its own Chef environment, Kustomization (one replica, from Git) and Ingress.
  */
 export class Bench {
   readonly chef = adminClient();
@@ -42,14 +43,27 @@ export class Bench {
     for (const v of [OLD, NEW]) await uploadCookbook(this.chef, this.cookbook, v);
   }
 
-  /** Seeds one app's world and returns its name (also the app, environment and object names). */
+  /** Seeds one app's world (its own Git repository) and returns its name (also the app, environment and object names). */
   async seed(prefix = 'app'): Promise<string> {
     const name = uniqueName(prefix);
     this.apps.push(name);
     await createEnvironment(this.chef, name, { [this.cookbook]: `= ${OLD}` });
-    await createKustomization({ namespace: this.ns, name, images: [{ name: IMAGE, newTag: OLD }] }, this.kc);
+    await createKustomization({ namespace: this.ns, name, images: [{ name: IMAGE, newTag: OLD }], replicas: 1 }, this.kc);
     await createCanaryIngress({ namespace: this.ns, name: `${name}-canary`, host: `${name}.example`, serviceName: name }, this.kc);
     return name;
+  }
+
+  /**
+   * Seeds `n` apps at once: one commit with all their manifests in one repository (one
+   * GitRepository), then a Kustomization each; waits until all are Ready.
+   */
+  async seedMany(prefix: string, n: number): Promise<string[]> {
+    const names = Array.from({ length: n }, () => uniqueName(prefix));
+    this.apps.push(...names);
+    await mapLimit(names, 16, (name) => createEnvironment(this.chef, name, { [this.cookbook]: `= ${OLD}` }));
+    await createKustomizations(this.ns, names.map((name) => ({ namespace: this.ns, name, images: [{ name: IMAGE, newTag: OLD }], replicas: 1, repo: `${this.ns}/apps` })), this.kc);
+    await mapLimit(names, 16, (name) => createCanaryIngress({ namespace: this.ns, name: `${name}-canary`, host: `${name}.example`, serviceName: name }, this.kc));
+    return names;
   }
 
   /** A release of `name` from OLD to NEW on both sides; `body` adds gates, steps, … */
@@ -69,22 +83,14 @@ export class Bench {
     });
   }
 
-  /** Deletes every app's Chef environment, the cookbook, the namespace's objects and the namespace. */
+  /**
+   * Deletes every app's Chef environment, the cookbook and the namespace (kube-controller-manager's
+   * namespace controller deletes its content; kustomize-controller prunes what it applied).
+   */
   async tearDown(): Promise<void> {
     await mapLimit(this.apps, 16, (name) => deleteEnvironment(this.chef, name));
     for (const v of [OLD, NEW]) await this.chef.delete(`cookbooks/${seg(this.cookbook)}/${seg(v)}`, { object: `cookbook ${this.cookbook} ${v}` }).catch(() => undefined);
-    const custom = this.kc.makeApiClient(k8s.CustomObjectsApi);
-    const net = this.kc.makeApiClient(k8s.NetworkingV1Api);
-    const apps = this.kc.makeApiClient(k8s.AppsV1Api);
-    const core = this.kc.makeApiClient(k8s.CoreV1Api);
-    const namespace = this.ns;
-    const quiet = (p: Promise<unknown>) => p.catch(() => undefined);
-    for (const g of [fluxGroups.kustomization, fluxGroups.gitRepository]) {
-      await quiet(custom.deleteCollectionNamespacedCustomObject({ group: g.group, version: g.version, plural: g.plural, namespace }));
-    }
-    await quiet(net.deleteCollectionNamespacedIngress({ namespace }));
-    await quiet(apps.deleteCollectionNamespacedDeployment({ namespace }));
-    await quiet(core.deleteNamespace({ name: namespace }));
+    await this.kc.makeApiClient(k8s.CoreV1Api).deleteNamespace({ name: this.ns }).catch(() => undefined);
   }
 }
 
@@ -139,16 +145,14 @@ export function sampleMemory(everyMs = 100) {
 export { quietLogger } from '../../worker/create.ts';
 
 /**
- * Stops everything a release benchmark started: the worker, the controller stand-in, the seeded
- * objects and the Chef connection pools. A timer keeps the event loop alive meanwhile: clean-up
- * awaits things that hold only unref'd timers (the stand-in's loop), and without it Node exits
- * early with "unsettled top-level await".
+ * Stops everything a release benchmark started: the worker, the seeded objects and the Chef
+ * connection pools. A timer keeps the event loop alive meanwhile: clean-up awaits things that
+ * hold only unref'd timers, and without it Node exits early with "unsettled top-level await".
  */
-export async function tearDownAll(parts: { worker: { stop(): Promise<void> }; standIn: { stop(): Promise<void> }; bench: Bench }): Promise<void> {
+export async function tearDownAll(parts: { worker: { stop(): Promise<void> }; bench: Bench }): Promise<void> {
   const timer = setInterval(() => {}, 1_000);
   try {
     await parts.worker.stop();
-    await parts.standIn.stop();
     await parts.bench.tearDown();
     await closeChefPools();
   } finally {

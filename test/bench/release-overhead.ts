@@ -1,12 +1,12 @@
 /**
  * What the durable workflow costs over a plain script: a happy-path release without pauses
- * (preflight, pin Chef, patch Flux, fluxReady gate with the controller stand-in writing Ready,
+ * (preflight, pin Chef, patch Flux, fluxReady gate on the real kustomize-controller applying the tag,
  * canary weight 100) run through the release workflow on an in-process worker, versus the same
  * activity functions called directly, in the same order, by this script. Same servers, same
  * process, alternating run by run; each run gets a fresh world seeded before its clock starts.
  *
  * The direct path mirrors the workflow's calls exactly: the three preflights side by side, then
- * chefSnapshot, chefPin, fluxSnapshot, fluxApply, fluxReadyGate, canarySnapshot, setCanaryWeight.
+ * chefSnapshot, chefPin, fluxSnapshot, fluxPin, fluxReadyGate, canarySnapshot, setCanaryWeight.
  * It has no saga bookkeeping, no retries and no history: the difference is what Temporal adds
  * (workflow tasks, activity task dispatch, event persistence on the dev server).
  *
@@ -17,12 +17,11 @@ import { performance } from 'node:perf_hooks';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { mockInfo } from '../support/policy.ts';
 import { chefPin, chefPreflight, chefSnapshot } from '../../activities/chef/index.ts';
-import { fluxApply, fluxPreflight, fluxReadyGate, fluxSnapshot } from '../../activities/flux/index.ts';
+import { fluxPin, fluxPreflight, fluxReadyGate, fluxSnapshot } from '../../activities/flux/index.ts';
 import { canaryPreflight, canarySnapshot, setCanaryWeight } from '../../activities/kube/index.ts';
 import { startRelease } from '../../client/releases.ts';
 import { gateTiming, type ReleaseInput } from '../../release-spec/plan.ts';
 import type { ReleaseStatus } from '../../workflows/messages.ts';
-import { startStandIn } from '../support/controller-standin.ts';
 import { startTestWorker } from '../support/temporal.ts';
 import { Bench, tearDownAll, historyTimings, loadAverage, ms, note, printTable, quantile, quietLogger } from './lib.ts';
 
@@ -30,8 +29,6 @@ const RUNS = Number(process.argv[2] ?? process.env.BENCH_RUNS ?? 10);
 
 const bench = new Bench('overhead');
 await bench.setUp();
-// the stand-in answers a reconcile request on its next poll: the same wait on both paths
-const standIn = startStandIn({ namespaces: [bench.ns], delayMs: 0, pollMs: 100 });
 const tw = await startTestWorker();
 
 const gates = { ready: { fluxReady: { target: 'web' }, timeout: '60s', interval: '1s' } };
@@ -61,8 +58,8 @@ async function direct(input: ReleaseInput): Promise<void> {
   await act(chefPin, chef!);
   await act(fluxSnapshot, flux!);
   const token = `direct-${process.pid}-${++tokens}`;
-  await act(fluxApply, { target: flux!, token });
-  const gate = await act(fluxReadyGate, { gate: 'ready', target: flux!, token, timeoutMs: timing.timeoutMs, intervalMs: timing.intervalMs });
+  const { written } = await act(fluxPin, { target: flux!, token });
+  const gate = await act(fluxReadyGate, { gate: 'ready', target: flux!, ...written, timeoutMs: timing.timeoutMs, intervalMs: timing.intervalMs });
   if (!gate.ok) throw new Error(`direct release: gate failed: ${gate.reason}`);
   await act(canarySnapshot, ingress);
   await act(setCanaryWeight, { ingress, weight: 100 });
@@ -75,7 +72,7 @@ const loadBefore = loadAverage();
 try {
   note(`seeding ${2 * (RUNS + 1)} worlds in namespace ${bench.ns}`);
   const worlds: string[] = [];
-  for (let i = 0; i < 2 * (RUNS + 1); i++) worlds.push(await bench.seed('ovh'));
+  worlds.push(...(await bench.seedMany('ovh', 2 * (RUNS + 1))));
 
   // run 0 of each path warms up (bundle, connections, key cache) and is not counted
   for (let run = 0; run <= RUNS; run++) {
@@ -111,5 +108,5 @@ try {
   console.log(`load average before ${loadBefore}, after ${loadAfter} (${os.cpus().length} CPUs)`);
   console.log(`\nratio ${(quantile(w, 0.5) / quantile(d, 0.5)).toFixed(2)}`);
 } finally {
-  await tearDownAll({ worker: tw, standIn, bench });
+  await tearDownAll({ worker: tw, bench });
 }
