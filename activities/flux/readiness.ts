@@ -35,20 +35,32 @@ export interface FluxObserved {
 const describe = (c: FluxCondition) => `${c.type}=${c.status}${c.reason ? ` ${c.reason}` : ''}${c.message ? `: ${c.message}` : ''}`;
 
 /**
- * Whether Flux has finished reconciling the change a release wrote (see FluxWritten):
- *
- * - handled: the controller handled this release's request (`lastHandledReconcileAt == token`),
- *   or a newer one (someone wrote another `requestedAt` after this release, and that one is
- *   handled), or the release's patch changed the spec, so conditions for its generation can only
- *   come from reconciles of that spec. Never token equality alone: another writer of
- *   `requestedAt` (`flux reconcile`, a Receiver, a second release) cannot starve the gate.
- * - fail, at once and quoting Flux: handled and Ready=False (a reason the controller does not
- *   retry by itself) or Stalled=True, with the condition's observedGeneration >= the release's
- *   generation. kustomize-controller leaves `status.observedGeneration` at the last successful
- *   generation on failure, and helm-controller while it retries, so the condition's own
- *   observedGeneration is what says which spec failed.
- * - pass: handled and Ready=True for at least the release's generation (condition and
- *   status.observedGeneration); for a HelmRelease also its newest Helm release deployed.
+ * Whether Flux has finished reconciling the change a release wrote (see FluxWritten). Read
+ * against the controllers' sources (fluxcd/pkg/runtime patch + conditions, kustomize-controller
+ * 1.7, helm-controller 1.4), three status fields say different things:
+ *   - `status.lastHandledReconcileAt` is the `requestedAt` value the object had when the
+ *     reconcile that just finished *started* (set from the object read at its start);
+ *   - `status.observedGeneration` is the generation that reconcile started with, and
+ *     kustomize-controller advances it only when Ready=True (helm-controller not while it retries);
+ *   - a condition's `observedGeneration` is the generation when the condition was *written*: a
+ *     reconcile of an older spec that ends after the release's patch writes its Ready=False with
+ *     the release's generation (seen on this stack: a health check of the previous spec failing
+ *     just after a rollback's patch).
+ * So:
+ * - handled: the reconcile that started with this release's request has finished
+ *   (`lastHandledReconcileAt == token`), or one that started with a newer request (someone wrote
+ *   another `requestedAt` after this release and it is handled; both carried the release's spec).
+ *   Token equality alone is not required: another writer of `requestedAt` (`flux reconcile`, a
+ *   Receiver, a second release) cannot starve the gate.
+ * - fail, at once and quoting Flux: handled, and Ready=False (a reason the controller does not
+ *   retry by itself) or Stalled=True with the condition's observedGeneration >= the release's
+ *   generation. For a HelmRelease the request counts as handled only after helm-controller's
+ *   remediation ran, so the failure reads e.g. `Ready=False RollbackSucceeded: …; Released=False
+ *   UpgradeFailed: …`.
+ * - pass: Ready=True for at least the release's generation, with status.observedGeneration (the
+ *   generation the successful reconcile started with) at least that too; handled, or the
+ *   release's patch changed the spec (then that generation is the release's own); for a
+ *   HelmRelease also its newest Helm release deployed.
  * - a suspended object fails: Flux would never apply the change.
  *
  * `written` may be a bare token (legacy callers): the generation is then the object's generation
@@ -83,27 +95,27 @@ export function evaluateFlux(kind: 'Kustomization' | 'HelmRelease', obj: FluxObj
   const lastHandled = status.lastHandledReconcileAt;
   const handledOwn = lastHandled !== undefined && lastHandled === w.token;
   const handledNewer = annotation !== undefined && annotation !== w.token && lastHandled === annotation;
-  const handled = handledOwn || handledNewer || w.specChanged === true;
+  const handled = handledOwn || handledNewer;
   // a condition speaks for the release's spec when it was written for its generation or a later one
   const forRelease = (c: FluxCondition | undefined) =>
     c !== undefined && (releaseGeneration === null || (c.observedGeneration ?? status.observedGeneration ?? 0) >= releaseGeneration);
+  const notHandled = `reconcile request ${w.token} not handled yet (last handled: ${lastHandled ?? 'none'})`;
 
-  if (!handled) {
-    return wait(`reconcile request ${w.token} not handled yet (last handled: ${lastHandled ?? 'none'})`);
-  }
-  if (stalled?.status === 'True' && forRelease(stalled)) {
+  if (handled && stalled?.status === 'True' && forRelease(stalled)) {
     return { status: 'fail', observed, reason: `${what}: ${failureText(conditions, stalled, forRelease)}` };
   }
-  if (ready?.status === 'False' && forRelease(ready) && !(ready.reason && TRANSIENT_REASONS.has(ready.reason))) {
+  if (handled && ready?.status === 'False' && forRelease(ready) && !(ready.reason && TRANSIENT_REASONS.has(ready.reason))) {
     return { status: 'fail', observed, reason: `${what}: ${failureText(conditions, ready, forRelease)}` };
   }
   if (ready?.status !== 'True' || !forRelease(ready)) {
+    if (!handled) return wait(`${notHandled}; ${ready ? describe(ready) : 'no Ready condition yet'}`);
     if (ready && !forRelease(ready)) return wait(`generation ${releaseGeneration} not reconciled yet (${describe(ready)}, for generation ${ready.observedGeneration ?? status.observedGeneration ?? '?'})`);
     return wait(ready ? describe(ready) : 'no Ready condition yet');
   }
   if (releaseGeneration !== null && (status.observedGeneration ?? 0) < releaseGeneration) {
     return wait(`generation ${releaseGeneration} not observed yet (observed: ${status.observedGeneration ?? 'none'})`);
   }
+  if (!handled && w.specChanged !== true) return wait(notHandled);
   if (kind === 'HelmRelease') {
     if (!newest) return wait('Ready=True but no Helm release in status.history yet');
     if (newest.status !== 'deployed') return wait(`newest Helm release v${newest.version ?? '?'} is ${newest.status ?? 'in an unknown state'}, not deployed`);
@@ -124,12 +136,12 @@ function failureText(conditions: FluxCondition[], first: FluxCondition, forRelea
   const others = conditions.filter(
     (c) => c !== first && forRelease(c) && ((c.status === 'False' && c.type !== 'Reconciling') || (c.type === 'Stalled' && c.status === 'True') || (c.type === 'Ready' && c.status === 'False')),
   );
-  // Healthy=False repeats Ready's message in kustomize-controller; leave exact duplicates out
-  const seen = new Set([first.message]);
+  // Healthy=False repeats (part of) Ready's message in kustomize-controller: leave repeats out
+  const said = [first.message ?? ''];
   const parts = [describe(first)];
   for (const c of others) {
-    if (seen.has(c.message)) continue;
-    seen.add(c.message);
+    if (c.message && said.some((m) => m.includes(c.message!))) continue;
+    said.push(c.message ?? '');
     parts.push(describe(c));
   }
   return parts.join('; ');
