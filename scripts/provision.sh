@@ -49,8 +49,10 @@ temporal_cli() {
   local t0=$SECONDS
   echo "temporal v$V_temporal: building the Temporal CLI from Go modules"
   mkdir -p "$(dirname "$out")"
+  # (runs where `set -e` does not apply: fail explicitly)
   GOBIN="$(dirname "$out")" GOFLAGS=-trimpath GOTOOLCHAIN=local \
-    go install -ldflags='-s -w' "github.com/temporalio/cli/cmd/temporal@v$V_temporal"
+    go install -ldflags='-s -w' "github.com/temporalio/cli/cmd/temporal@v$V_temporal" || return 1
+  [ -x "$out" ] || { echo "temporal: go install did not produce $out" >&2; return 1; }
   echo "temporal v$V_temporal: built in $((SECONDS - t0))s"
 }
 
@@ -86,7 +88,7 @@ go_builds() {
     local took; took=$(cat "$logs/$name.seconds" 2>/dev/null || echo '?')
     if [ $rc -ne 0 ]; then
       failed+=("$name")
-      echo "    !! $name FAILED (exit $rc) after ${took}s; last lines of $logs/$name.log:" >&2
+      echo "    !! $name FAILED (exit $rc$([ $rc -eq 127 ] && echo ': a command was not found — is Go on PATH?')) after ${took}s; last lines of $logs/$name.log:" >&2
       tail -n 25 "$logs/$name.log" | sed 's/^/       /' >&2
     else
       echo "    $name: job finished after ${took}s"
