@@ -214,11 +214,3 @@ export async function waitAllowed(kubeconfig: string, attrs: { group: string; re
   }
   throw new Error(`RBAC never allowed ${attrs.verb} ${attrs.resource} for ${kubeconfig}`);
 }
-
-/** Writes a custom resource's status subresource (what a controller does), as the admin. */
-export async function patchStatus(a: Admin, obj: { group: string; version: string; plural: string; namespace: string; name: string }, status: object): Promise<void> {
-  await a.custom.patchNamespacedCustomObjectStatus(
-    { ...obj, body: { status } },
-    k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
-  );
-}
