@@ -7,7 +7,10 @@
  *   `git-http-backend`, so clone, fetch (source-controller's GitRepository) and push all speak
  *   the real protocol. Repositories live in DIR/git/<name>.git. A push to a repository that does
  *   not exist yet creates it (bare, branch main), so test seeding and later issues only need the URL.
- *   Push is allowed for everyone: it listens on loopback only.
+ *   Reading needs no credentials (source-controller fetches anonymously, as from a public
+ *   repository). Pushing does when `--push-credentials FILE` is given (lines `user:password`): a
+ *   push without HTTP basic auth matching a line gets 401, as a Git host answers a push without a
+ *   token; without the option anyone on loopback may push.
  * - A static Helm repository at http://127.0.0.1:P/charts/<repo>/: `index.yaml` and the chart
  *   archives, from DIR/charts/<repo>/. `PUT /charts/<repo>/<name>-<version>.tgz` stores a packed
  *   chart and rewrites that repository's index.yaml (each chart's Chart.yaml read from its archive
@@ -26,7 +29,7 @@ import { parse, stringify } from 'yaml';
 const GIT_HTTP_BACKEND = '/usr/lib/git-core/git-http-backend';
 const run = promisify(execFile);
 
-const { values: args } = parseArgs({ options: { port: { type: 'string' }, root: { type: 'string' } } });
+const { values: args } = parseArgs({ options: { port: { type: 'string' }, root: { type: 'string' }, 'push-credentials': { type: 'string' } } });
 if (!args.port || !args.root) {
   console.error('usage: node scripts/source-server.ts --port P --root DIR');
   process.exit(2);
@@ -38,6 +41,27 @@ mkdirSync(gitRoot, { recursive: true });
 mkdirSync(chartsRoot, { recursive: true });
 
 const log = (msg: string) => console.log(`${new Date().toISOString()} ${msg}`);
+
+/** user -> password of who may push; undefined: anyone may. Read at each push, so rotation needs no restart. */
+function pushUsers(): Map<string, string> | undefined {
+  if (!args['push-credentials']) return undefined;
+  const users = new Map<string, string>();
+  for (const line of readFileSync(args['push-credentials'], 'utf8').split('\n')) {
+    const i = line.indexOf(':');
+    if (i > 0) users.set(line.slice(0, i), line.slice(i + 1).trim());
+  }
+  return users;
+}
+
+/** The authenticated pusher, or undefined when the request's basic auth matches no line. */
+function pusher(req: IncomingMessage, users: Map<string, string>): string | undefined {
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)$/.exec(req.headers.authorization ?? '');
+  if (!m) return undefined;
+  const decoded = Buffer.from(m[1]!, 'base64').toString('utf8');
+  const i = decoded.indexOf(':');
+  const [user, password] = i < 0 ? [decoded, ''] : [decoded.slice(0, i), decoded.slice(i + 1)];
+  return users.get(user) !== undefined && users.get(user) === password ? user : undefined;
+}
 
 /** `<name>.git` with name made of lower-case letters, digits, `-`, `_`, `.` and `/` (no `..`). */
 const REPO = /^\/git\/((?:[a-z0-9][a-z0-9._-]*\/)*[a-z0-9][a-z0-9._-]*\.git)(\/.*)$/;
@@ -54,8 +78,20 @@ async function git(req: IncomingMessage, res: ServerResponse, url: URL): Promise
   if (!m || m[1]!.split('/').includes('..')) return fail(res, 404, 'not a repository path: /git/<name>.git/...');
   const repo = m[1]!;
   const dir = join(gitRoot, repo);
+  const pushing = url.searchParams.get('service') === 'git-receive-pack' || m[2] === '/git-receive-pack';
+  let user = 'anonymous';
+  const users = pushing ? pushUsers() : undefined;
+  if (users) {
+    const who = pusher(req, users);
+    if (!who) {
+      log(`${req.method} ${url.pathname}: push refused, no valid credentials`);
+      res.writeHead(401, { 'content-type': 'text/plain', 'www-authenticate': 'Basic realm="hybrid-release git"' });
+      res.end('pushing needs credentials\n');
+      return;
+    }
+    user = who;
+  }
   if (!existsSync(dir)) {
-    const pushing = url.searchParams.get('service') === 'git-receive-pack' || m[2] === '/git-receive-pack';
     if (!pushing) return fail(res, 404, `repository ${repo} does not exist (push to it to create it)`);
     mkdirSync(dir, { recursive: true });
     await run('git', ['init', '--quiet', '--bare', '--initial-branch=main', dir]);
@@ -71,7 +107,7 @@ async function git(req: IncomingMessage, res: ServerResponse, url: URL): Promise
     CONTENT_TYPE: req.headers['content-type'] ?? '',
     REMOTE_ADDR: req.socket.remoteAddress ?? '127.0.0.1',
     // receive-pack (push) is enabled by git-http-backend only for an authenticated user
-    REMOTE_USER: 'hybrid-release',
+    REMOTE_USER: user,
     GIT_PROJECT_ROOT: gitRoot,
     GIT_HTTP_EXPORT_ALL: '1',
   };

@@ -1,4 +1,5 @@
-import { mkdirSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { repoRoot, stackDir } from '../lib/paths.ts';
 import { freePort } from '../lib/ports.ts';
@@ -7,6 +8,7 @@ import { fetchQuick, waitFor } from '../lib/wait.ts';
 import type { Service } from './service.ts';
 
 const dir = join(stackDir, 'sources');
+const PUSH_USER = 'hybrid-release';
 
 /**
  * The source server (scripts/source-server.ts): Git over smart HTTP through git-http-backend
@@ -19,8 +21,13 @@ export const sources: Service = {
   async start(previous) {
     const port = await freePort(previous?.http);
     mkdirSync(dir, { recursive: true });
+    // who may push (HTTP basic auth), made once and kept, so an env sourced earlier stays valid
+    const credentials = join(dir, 'push-credentials');
+    if (!existsSync(credentials)) writeFileSync(credentials, `${PUSH_USER}:${randomBytes(18).toString('base64url')}\n`, { mode: 0o600 });
+    const passwordFile = join(dir, 'push-password');
+    writeFileSync(passwordFile, `${readFileSync(credentials, 'utf8').split('\n')[0]!.slice(PUSH_USER.length + 1)}\n`, { mode: 0o600 });
     const binary = process.execPath;
-    const { pid } = startDetached(binary, [join(repoRoot, 'scripts', 'source-server.ts'), '--port', String(port), '--root', dir], {
+    const { pid } = startDetached(binary, [join(repoRoot, 'scripts', 'source-server.ts'), '--port', String(port), '--root', dir, '--push-credentials', credentials], {
       logFile: join(dir, 'source-server.log'),
     });
     return {
@@ -33,6 +40,9 @@ export const sources: Service = {
         HR_GIT_URL: `http://127.0.0.1:${port}/git`,
         // a HelmRepository's spec.url: $HR_HELM_REPO_URL/<repo>/ ; PUT <repo>/<chart>-<version>.tgz publishes
         HR_HELM_REPO_URL: `http://127.0.0.1:${port}/charts`,
+        // pushing needs HTTP basic auth: this user and the password in this file (fetching needs none)
+        HR_GIT_PUSH_USER: PUSH_USER,
+        HR_GIT_PUSH_PASSWORD_FILE: passwordFile,
       },
     };
   },
