@@ -38,11 +38,12 @@ export function chefSummary(t: ChefTarget): string {
 
 export function fluxSummary(t: FluxTarget): string {
   const where = `${t.kind} ${t.namespace}/${t.name}${t.context ? ` (${t.context})` : ''}`;
-  if (t.kind === 'Kustomization') {
-    const images = t.images.map((i) => (i.digest ? `${i.newName ?? i.name}@${i.digest.slice(0, 19)}…` : `${i.newName ?? i.name}:${i.newTag}`));
-    return `set ${images.join(', ')} on ${where}`;
-  }
-  return `set ${t.values.map((v) => `${v.path}=${v.value}`).join(', ')} on ${where}`;
+  const what =
+    t.kind === 'Kustomization'
+      ? t.images.map((i) => (i.digest ? `${i.newName ?? i.name}@${i.digest.slice(0, 19)}…` : `${i.newName ?? i.name}:${i.newTag}`)).join(', ')
+      : t.values.map((v) => `${v.path}=${v.value}`).join(', ');
+  // Git mode changes the file Flux reads; live mode the object in the cluster
+  return t.git ? `commit ${what} to ${t.git.path} for ${where}` : `set ${what} on ${where}`;
 }
 
 export function gateSummary(name: string, g: GateSpec): string {

@@ -142,11 +142,55 @@ const helmValue = z.strictObject({
   value: z.union([z.string(), z.number(), z.boolean()], { error: 'value must be a string, number or boolean' }),
 });
 
+/**
+ * Git mode (docs/git-mode.md): the release commits the change to the file at `path` in the
+ * repository and branch the Flux source reads (a kustomization.yaml `images:` entry, a Flux
+ * Kustomization's `spec.images`, or a HelmRelease's `spec.values`), instead of patching the live
+ * object. The repository and branch come from the cluster (the GitRepository Flux reads), never
+ * from the spec; the push credentials are a reference the worker resolves.
+ */
+const repoPath = z
+  .string({ error: 'path must be a string' })
+  .min(1)
+  .max(1024)
+  .regex(/^(?!\/)(?!.*\/\/)(?!.*(^|\/)\.\.?(\/|$))[^\0\\]+\.ya?ml$/, {
+    error: (i) => `${show(i.input)} is not a path to a YAML file inside the repository (relative, no "." or ".." segments, ending in .yaml or .yml)`,
+  });
+
+export const gitMode = z.strictObject({
+  path: repoPath,
+  credentials: z
+    .strictObject({
+      /** the HTTP user name to push as (default "git"; many hosts ignore it for tokens) */
+      username: z.string().min(1).max(256).regex(/^[^:\s]+$/, { error: 'username must not contain ":" or spaces' }).optional(),
+      /** the password or token: a reference the worker resolves, never the value itself */
+      passwordFrom: valueFrom.transform((v) => v as ValueFrom),
+    })
+    .optional(),
+});
+export type GitModeSpec = z.output<typeof gitMode>;
+
+/**
+ * The mode of a Flux target: `git` commits to Git; without it the live object is patched, which
+ * preflight refuses when a parent Kustomization applies that field from Git (it would put the Git
+ * value back) unless `acceptDrift: true` says that is understood.
+ */
+const fluxMode = {
+  git: gitMode.optional(),
+  acceptDrift: z.boolean({ error: 'acceptDrift must be true or false' }).optional(),
+};
+
+const oneMode = (t: { git?: unknown; acceptDrift?: boolean }, ctx: z.core.$RefinementCtx) => {
+  if (t.git !== undefined && t.acceptDrift !== undefined) {
+    ctx.addIssue({ code: 'custom', path: ['acceptDrift'], message: 'acceptDrift is for live mode: a Git-mode target changes Git, so Flux never reverts it (remove one of git and acceptDrift)' });
+  }
+};
+
 export const fluxTarget = z.discriminatedUnion(
   'kind',
   [
-    z.strictObject({ id: id.optional(), kind: z.literal('Kustomization'), ...kubeRef, images: z.array(kustomizeImage).min(1, { error: 'list at least one image' }) }),
-    z.strictObject({ id: id.optional(), kind: z.literal('HelmRelease'), ...kubeRef, values: z.array(helmValue).min(1, { error: 'list at least one value' }) }),
+    z.strictObject({ id: id.optional(), kind: z.literal('Kustomization'), ...kubeRef, images: z.array(kustomizeImage).min(1, { error: 'list at least one image' }), ...fluxMode }).superRefine(oneMode),
+    z.strictObject({ id: id.optional(), kind: z.literal('HelmRelease'), ...kubeRef, values: z.array(helmValue).min(1, { error: 'list at least one value' }), ...fluxMode }).superRefine(oneMode),
   ],
   { error: (i) => `kind must be "Kustomization" or "HelmRelease"${i.input === undefined ? '' : ` (got ${show((i.input as { kind?: unknown })?.kind)})`}` },
 );

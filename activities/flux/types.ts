@@ -9,17 +9,36 @@ export interface KustomizeImage {
   digest?: string;
 }
 
+/** A reference the worker resolves to a secret value (release-spec's valueFrom). */
+export type SecretRef = { env: string } | { file: string } | { secret: { name: string; namespace: string; key: string; context?: string } };
+
+/** Git mode of a Flux target (release-spec's gitMode): the file the release commits to. */
+export interface GitMode {
+  /** path of the YAML file in the repository the Flux source reads */
+  path: string;
+  /** push credentials: user name (default "git") and a reference to the password or token */
+  credentials?: { username?: string; passwordFrom: SecretRef };
+}
+
+/** What both kinds share: where the object is, and how the release changes it. */
+interface FluxTargetBase {
+  id: string;
+  namespace: string;
+  name: string;
+  context?: string;
+  /** Git mode: commit the change to Git instead of patching the live object */
+  git?: GitMode;
+  /** live mode: patch even where a parent Kustomization applies the field from Git (it will revert it) */
+  acceptDrift?: boolean;
+}
+
 export type FluxTarget =
-  | { id: string; kind: 'Kustomization'; namespace: string; name: string; context?: string; images: KustomizeImage[] }
-  | {
-      id: string;
+  | (FluxTargetBase & { kind: 'Kustomization'; images: KustomizeImage[] })
+  | (FluxTargetBase & {
       kind: 'HelmRelease';
-      namespace: string;
-      name: string;
-      context?: string;
       /** path: dotted, e.g. image.tag */
       values: Array<{ path: string; value: string | number | boolean }>;
-    };
+    });
 
 /**
  * What a target looked like before a change, enough to put it back exactly.
