@@ -5,6 +5,7 @@
 import type { GateResult } from '../gates/result.ts';
 import { fluxReadyGateActivity } from './gate.ts';
 import { applyFlux, restoreFlux, snapshotFlux } from './pin.ts';
+import { preflightGit } from '../git/preflight.ts';
 import { preflightFlux, type FluxPreflight } from './preflight.ts';
 import type { FluxWritten } from './readiness.ts';
 import type { FluxPrevious, FluxTarget } from './types.ts';
@@ -13,8 +14,13 @@ export type { FluxPrevious, FluxTarget, KustomizeImage } from './types.ts';
 export type { FluxWritten } from './readiness.ts';
 export type { FluxPreflight } from './preflight.ts';
 
-/** Access, existence, not suspended, names resolve; returns warnings and whether it was Ready. */
+/**
+ * Access, existence, not suspended, names resolve; returns warnings and whether it was Ready.
+ * A Git-mode target (`target.git`) is checked as Git mode (activities/git/preflight.ts); a live
+ * one is refused where a parent Kustomization applies the field from Git (see preflightFlux).
+ */
 export async function fluxPreflight(target: FluxTarget): Promise<FluxPreflight> {
+  if (target.git) return preflightGit({ ...target, git: target.git });
   return preflightFlux(target);
 }
 

@@ -3,6 +3,7 @@ import { mayRead } from '../../policy/enforce.ts';
 import { requireAccess } from '../kube/access.ts';
 import { kubeFailure, statusOf } from '../kube/errors.ts';
 import type { ImageEntry } from './images.ts';
+import { gitOwnership, KUSTOMIZE_MANAGER, SSA_ANNOTATION, type GitOwnership } from './ownership.ts';
 import { fluxRef, getFlux, type FluxObject, type FluxRef } from './resource.ts';
 import type { FluxTarget } from './types.ts';
 import { pathProblem } from './values.ts';
@@ -38,6 +39,17 @@ export async function preflightFlux(target: FluxTarget): Promise<FluxPreflight> 
   if (obj.spec?.suspend === true) {
     throw refuse(target, 'is suspended (spec.suspend: true), so Flux would not reconcile the release; resume it (`flux resume`) or remove it from the release');
   }
+  const ownership = gitOwnership(target, obj);
+  if (ownership.owned.length && !ownership.exempt && target.acceptDrift !== true) {
+    const fields = ownership.owned.join(', ');
+    throw refuse(
+      target,
+      `${fields} ${ownership.owned.length > 1 ? 'are' : 'is'} applied from Git by Flux Kustomization ${ownership.parent ?? '(a parent)'} ` +
+        `(server-side apply, field manager ${KUSTOMIZE_MANAGER}): a live patch would be put back by its next reconcile, after the release said Succeeded. ` +
+        `Release it in Git mode (git.path: the file in Git that sets ${fields}), or set acceptDrift: true to patch the live object anyway, ` +
+        `or mark the object in Git with ${SSA_ANNOTATION}: IfNotPresent`,
+    );
+  }
   if (target.kind === 'Kustomization') {
     const unresolved = await unresolvedImages(ref, obj, target.images.map((i) => i.name), target.context);
     if (unresolved.length) {
@@ -59,7 +71,7 @@ export async function preflightFlux(target: FluxTarget): Promise<FluxPreflight> 
   return {
     generation,
     suspended: false,
-    warnings: fluxWarnings(target, obj),
+    warnings: [...fluxWarnings(target, obj), ...driftWarnings(target, ownership)],
     readyBefore: ready?.status === 'True' && (ready.observedGeneration ?? obj.status?.observedGeneration ?? 0) >= generation,
   };
 }
@@ -86,6 +98,14 @@ export function fluxWarnings(target: Pick<FluxTarget, 'kind' | 'namespace' | 'na
     }
   }
   return out;
+}
+
+/** What a live patch of a Git-owned field means, when the spec accepts it (acceptDrift) or the ssa annotation allows it. */
+function driftWarnings(target: FluxTarget, own: GitOwnership): string[] {
+  if (!own.owned.length) return [];
+  const what = `${target.kind} ${target.namespace}/${target.name}`;
+  if (own.exempt) return [`${what}: ${own.owned.join(', ')} comes from Git, but the object carries ${own.exempt}: the live patch stays, and Git no longer says what runs`];
+  return [`${what}: acceptDrift: ${own.owned.join(', ')} comes from Git (Flux Kustomization ${own.parent ?? '(a parent)'}), whose next reconcile puts the Git value back`];
 }
 
 /** Repository part of an image reference: without digest and tag. */
