@@ -11,6 +11,7 @@ import type { RolloutExpectation } from '../activities/kube/rollout.ts';
 import { gateSummary, gateTiming, type PlanStep } from '../release-spec/plan.ts';
 import type { DeploymentRef, FluxTarget } from '../release-spec/schema.ts';
 import { gates, reads, undo, writes } from './activities.ts';
+import { applyFluxGit, isGitMode } from './git-mode.ts';
 import type { Run } from './steps.ts';
 
 type FluxStep = Extract<PlanStep, { kind: 'flux' }>;
@@ -30,6 +31,8 @@ export async function preflightFlux(run: Run, target: FluxTarget): Promise<void>
 
 export async function applyFlux(run: Run, index: number, step: FluxStep): Promise<void> {
   const target = run.release.input.spec.spec.flux.find((t) => t.id === step.target)!;
+  // Git mode commits to the repository Flux reads instead of patching the live object (git-mode.ts)
+  if (isGitMode(target)) return applyFluxGit(run, index, step, target);
   const previous = await reads.fluxSnapshot.executeWithOptions({ summary: `read ${where(target)}` }, [target]);
   const token = `${workflowInfo().workflowId}/${workflowInfo().runId.slice(0, 8)}/${index}`;
   const change = run.release.addChange({ step: index, system: 'flux', target: target.id, summary: step.summary, before: previous, after: target.kind === 'Kustomization' ? target.images : target.values });

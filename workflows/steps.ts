@@ -11,6 +11,7 @@ import { formatDuration, parseDuration } from '../release-spec/duration.ts';
 import { gateSummary, gateTiming, type PlanStep } from '../release-spec/plan.ts';
 import { gates, undo, writes, reads } from './activities.ts';
 import { fluxReadyInput, rolloutExpectation } from './flux.ts';
+import { fluxGitGate, isGitMode, type GitCommitted } from './git-mode.ts';
 import type { Saga } from './saga.ts';
 import type { ReleaseState } from './state.ts';
 
@@ -29,6 +30,8 @@ export interface Run {
   pinnedAt: Map<string, number>;
   /** change index of the canary weight, registered once with the weight from before the release */
   canaryChange?: number;
+  /** Git-mode Flux targets: the commit each one made, so its fluxReady gate waits for Flux to apply it */
+  gitCommits?: Map<string, GitCommitted>;
 }
 
 type Step<K extends PlanStep['kind']> = Extract<PlanStep, { kind: K }>;
@@ -126,7 +129,9 @@ async function checkGate(run: Run, index: number, name: string): Promise<void> {
   try {
     if (g.fluxReady) {
       const target = body.flux.find((t) => t.id === g.fluxReady!.target)!;
-      result = await gates.fluxReadyGate.executeWithOptions(options, [{ gate: name, target, ...fluxReadyInput(run, target), timeoutMs: timing.timeoutMs, intervalMs: timing.intervalMs }]);
+      result = isGitMode(target)
+        ? await fluxGitGate(run, name, target, timing, options)
+        : await gates.fluxReadyGate.executeWithOptions(options, [{ gate: name, target, ...fluxReadyInput(run, target), timeoutMs: timing.timeoutMs, intervalMs: timing.intervalMs }]);
     } else if (g.chefConvergence) {
       const target = body.chef.find((t) => t.id === g.chefConvergence!.target)!;
       // a spec validated before these fields existed lacks them: the activity has the same defaults

@@ -1,0 +1,86 @@
+/**
+ * A Flux step in Git mode (docs/git-mode.md): the release commits its change to the repository
+ * and branch the Flux source reads, and the fluxReady gate waits for Flux to apply that commit.
+ * The undo is a revert-style commit, and the rollback waits for Flux to apply it too, so
+ * RolledBack means the cluster runs what Git said before the release.
+ *
+ * Like every mutating step: the lines as they are now are read and the undo registered before
+ * the commit is attempted, so a commit whose answer was lost is still undone (the undo finds it by
+ * the change's token in its trailer).
+ */
+import { workflowInfo } from '@temporalio/workflow';
+import type { GitCommitted, GitTarget, ReleaseIdentity } from '../activities/git/index.ts';
+import type { GateResult } from '../activities/gates/result.ts';
+import { gateTiming, type PlanStep } from '../release-spec/plan.ts';
+import type { FluxTarget } from '../release-spec/schema.ts';
+import { gates, reads, undo, writes } from './activities.ts';
+import type { Run } from './steps.ts';
+
+type FluxStep = Extract<PlanStep, { kind: 'flux' }>;
+
+/** Without a fluxReady gate for the target, how long a rollback waits for Flux to apply the revert. */
+const REVERT_WAIT = { timeoutMs: 5 * 60_000, intervalMs: 2_000, successes: 1 };
+
+export const isGitMode = (t: FluxTarget): t is FluxTarget & GitTarget => t.git !== undefined;
+
+const where = (t: FluxTarget) => `${t.kind} ${t.namespace}/${t.name}${t.context ? ` (${t.context})` : ''}`;
+
+function releaseIdentity(run: Run): ReleaseIdentity {
+  const { metadata, spec } = run.release.input.spec;
+  return { name: metadata.name, app: spec.app, ...(spec.version ? { version: spec.version } : {}), ...(run.release.input.startedBy ? { startedBy: run.release.input.startedBy } : {}) };
+}
+
+const commits = (run: Run) => (run.gitCommits ??= new Map());
+
+export async function applyFluxGit(run: Run, index: number, step: FluxStep, target: FluxTarget & GitTarget): Promise<void> {
+  const path = target.git.path;
+  const before = await reads.fluxGitSnapshot.executeWithOptions({ summary: `read ${path} in Git for ${where(target)}` }, [target]);
+  const token = `${workflowInfo().workflowId}/${workflowInfo().runId.slice(0, 8)}/${index}`;
+  const release = releaseIdentity(run);
+  const change = run.release.addChange({
+    step: index,
+    system: 'flux',
+    target: target.id,
+    summary: step.summary,
+    before: { git: { path, revision: before.revision }, lines: Object.fromEntries(before.fields.map((f) => [f.key, f.value])) },
+    after: target.kind === 'Kustomization' ? target.images : target.values,
+  });
+  const summary = `revert ${path} in Git for ${where(target)}`;
+  run.saga.add({ change, summary, run: () => revertGit(run, index, target, token, release, summary) });
+  const committed = await writes.fluxGitCommit.executeWithOptions({ summary: `${step.summary} (commit to ${path})`, startToCloseTimeout: '5m', heartbeatTimeout: '1m' }, [{ target, token, release }]);
+  commits(run).set(target.id, committed);
+  run.release.updateChange(change, {
+    state: 'applied',
+    after: {
+      ...(target.kind === 'Kustomization' ? { images: target.images } : { values: target.values }),
+      git: { path, commit: committed.commit, revision: committed.revision, changed: committed.changed, lines: committed.lines },
+    },
+  });
+}
+
+/** The fluxReady gate of a Git-mode target: Flux applied the release's commit. */
+export function fluxGitGate(run: Run, name: string, target: FluxTarget & GitTarget, timing: { timeoutMs: number; intervalMs: number; successes: number }, options: { summary: string; startToCloseTimeout: number; heartbeatTimeout: number }): Promise<GateResult> {
+  const committed = commits(run).get(target.id)!;
+  return gates.fluxGitReadyGate.executeWithOptions(options, [{ gate: name, target, commit: committed.commit, source: committed.source, ...timing }]);
+}
+
+/**
+ * The compensation: a revert-style commit of exactly the lines the release's commit changed
+ * (UndoConflict, naming the commit, when someone changed one since), then the wait for Flux to
+ * apply it. A failing wait fails the compensation: RollbackFailed, a person retries or skips.
+ */
+async function revertGit(run: Run, index: number, target: FluxTarget & GitTarget, token: string, release: ReleaseIdentity, summary: string): Promise<void> {
+  const maximumAttempts = run.release.input.spec.spec.rollback.maxAttempts;
+  const reverted = await undo.fluxGitRevert.executeWithOptions({ summary, startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry: { maximumAttempts } }, [{ target, token, undoToken: `${token}/undo`, release }]);
+  if (reverted.reverted === undefined) return; // the release's commit never reached the branch
+  const spec = run.release.input.spec.spec;
+  const readyGate = Object.entries(spec.gates).find(([, g]) => g.fluxReady?.target === target.id);
+  const timing = readyGate ? gateTiming(readyGate[1]) : REVERT_WAIT;
+  const result = await gates.fluxGitReadyGate.executeWithOptions(
+    { summary: `wait for Flux to apply the revert of ${target.git.path} (${reverted.commit.slice(0, 12)})`, startToCloseTimeout: timing.timeoutMs + timing.intervalMs + 60_000, heartbeatTimeout: timing.intervalMs + 60_000 },
+    [{ gate: `rollback/${readyGate?.[0] ?? target.id}`, target, commit: reverted.commit, source: reverted.source, ...timing, successes: 1 }],
+  );
+  run.release.recordGate(index, result);
+}
+
+export type { GitCommitted };
