@@ -11,7 +11,7 @@ import type { RolloutExpectation } from '../activities/kube/rollout.ts';
 import { gateSummary, gateTiming, type PlanStep } from '../release-spec/plan.ts';
 import type { DeploymentRef, FluxTarget } from '../release-spec/schema.ts';
 import { gates, reads, undo, writes } from './activities.ts';
-import { applyFluxGit, isGitMode } from './git-mode.ts';
+import { applyFluxGit, gitImages, isGitMode } from './git-mode.ts';
 import type { Run } from './steps.ts';
 
 type FluxStep = Extract<PlanStep, { kind: 'flux' }>;
@@ -59,7 +59,8 @@ const sameContext = (a: { context?: string }, b: { context?: string }) => (a.con
 export function rolloutExpectation(run: Run, deployment: DeploymentRef): RolloutExpectation {
   const applied = run.release.input.spec.spec.flux.filter((t) => sameContext(t, deployment) && run.written.has(t.id));
   return {
-    images: applied.flatMap((t) => (t.kind === 'Kustomization' ? t.images : [])),
+    // Git-mode Kustomizations committed in that cluster set their images too (kustomize writes exactly those)
+    images: [...applied.flatMap((t) => (t.kind === 'Kustomization' ? t.images : [])), ...gitImages(run, deployment)],
     flux: applied.map((t) => ({ target: t, written: run.written.get(t.id)! })),
   };
 }

@@ -11,6 +11,7 @@
 import { workflowInfo } from '@temporalio/workflow';
 import type { GitCommitted, GitTarget, ReleaseIdentity } from '../activities/git/index.ts';
 import type { GateResult } from '../activities/gates/result.ts';
+import type { KustomizeImage } from '../activities/flux/types.ts';
 import { gateTiming, type PlanStep } from '../release-spec/plan.ts';
 import type { FluxTarget } from '../release-spec/schema.ts';
 import { gates, reads, undo, writes } from './activities.ts';
@@ -62,6 +63,17 @@ export async function applyFluxGit(run: Run, index: number, step: FluxStep, targ
 export function fluxGitGate(run: Run, name: string, target: FluxTarget & GitTarget, timing: { timeoutMs: number; intervalMs: number; successes: number }, options: { summary: string; startToCloseTimeout: number; heartbeatTimeout: number }): Promise<GateResult> {
   const committed = commits(run).get(target.id)!;
   return gates.fluxGitReadyGate.executeWithOptions(options, [{ gate: name, target, commit: committed.commit, source: committed.source, ...timing }]);
+}
+
+/**
+ * The images Git-mode Kustomizations committed in the cluster of `deployment`: kustomize's images
+ * transformer writes exactly those into the template, so a rollout gate waits for that template
+ * and never passes on the one from before Flux applied the commit.
+ */
+export function gitImages(run: Run, deployment: { context?: string }): KustomizeImage[] {
+  return run.release.input.spec.spec.flux
+    .filter((t) => isGitMode(t) && commits(run).has(t.id) && (t.context ?? '') === (deployment.context ?? ''))
+    .flatMap((t) => (t.kind === 'Kustomization' ? t.images : []));
 }
 
 /**
