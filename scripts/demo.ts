@@ -12,6 +12,9 @@
  *   npm run demo -- --broken      # releases 2.1.0-broken, whose pods never become Ready (kwok's
  *                                 # fault stage): the gates fail, Chef and Flux are restored, and
  *                                 # the release says RolledBack once the 2.0.0 pods are Ready again
+ *   npm run demo -- --git         # Git mode: the release commits the new tag to the repository
+ *                                 # Flux reads (flux bootstrap layout), and prints the commit it
+ *                                 # made and the revision Flux applied (with --broken: the revert)
  *
  * Kubernetes is the real thing end to end (Git source → kustomize-controller → Deployment →
  * ReplicaSet → kwok pods). The five gateway VMs are the stack's fleet simulator: they run
@@ -38,8 +41,9 @@ import { adminKubeConfig, createCanaryIngress, createKustomization, createNamesp
 import { stackDir } from './lib/paths.ts';
 import { requireEnv } from '../test/support/env.ts';
 import { demoPolicy } from './lib/demo-policy.ts';
+import { appManifestPath, createBootstrap, type Bootstrap } from '../test/support/bootstrap.ts';
 
-const { values: flags } = parseArgs({ options: { 'auto-approve': { type: 'boolean' }, broken: { type: 'boolean' } } });
+const { values: flags } = parseArgs({ options: { 'auto-approve': { type: 'boolean' }, broken: { type: 'boolean' }, git: { type: 'boolean' } } });
 /** the tag the release ships: with --broken one whose pods never become Ready */
 const NEW_TAG = flags.broken ? '2.1.0-broken' : '2.1.0';
 const IMAGE = 'ghcr.io/acme/storefront-web';
@@ -55,9 +59,26 @@ const NODES = ['gw-eu-1', 'gw-eu-2', 'gw-us-1', 'gw-us-2', 'gw-ap-1'];
 const DEMO_INTERVAL_MS = 4_000;
 const DEMO_SPLAY_MS = 3_000;
 
+/** --git: the storefront laid out the flux bootstrap way; the release commits to this repository. */
+const GIT_LAYOUT: Bootstrap = {
+  system: 'flux-system',
+  repo: 'demo/fleet',
+  apps: [{ kind: 'Kustomization', namespace: NS, name: 'storefront-web', image: IMAGE, tag: '2.0.0' }],
+};
+
 async function seed(): Promise<void> {
   const kc = adminKubeConfig();
   await createNamespace(NS, kc);
+  // --git: committing 2.0.0 to the layout again resets a previous run
+  if (flags.git) await createBootstrap(GIT_LAYOUT, kc);
+  else await seedLive(kc);
+  const net = kc.makeApiClient(k8s.NetworkingV1Api);
+  await net.deleteNamespacedIngress({ namespace: NS, name: 'storefront-web-canary' }).catch(() => undefined);
+  await createCanaryIngress({ namespace: NS, name: 'storefront-web-canary', host: 'shop.example.com', serviceName: 'storefront-web-canary' }, kc);
+  await seedChef();
+}
+
+async function seedLive(kc: k8s.KubeConfig): Promise<void> {
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
   const existing = await getFluxObject(fluxGroups.kustomization, NS, 'storefront-web', kc).catch(() => undefined);
   if (existing) {
@@ -72,10 +93,9 @@ async function seed(): Promise<void> {
     // committed to the stack's Git server; a GitRepository and a Kustomization with wait: true
     await createKustomization({ namespace: NS, name: 'storefront-web', images: [{ name: IMAGE, newTag: '2.0.0' }], replicas: 3, progressDeadlineSeconds: 15 }, kc);
   }
-  const net = kc.makeApiClient(k8s.NetworkingV1Api);
-  await net.deleteNamespacedIngress({ namespace: NS, name: 'storefront-web-canary' }).catch(() => undefined);
-  await createCanaryIngress({ namespace: NS, name: 'storefront-web-canary', host: 'shop.example.com', serviceName: 'storefront-web-canary' }, kc);
+}
 
+async function seedChef(): Promise<void> {
   const chef = adminClient();
   for (const v of ['2.0.0', '2.1.0']) await uploadCookbook(chef, COOKBOOK, v);
   await chef.delete(`environments/${ENVIRONMENT}`, { object: ENVIRONMENT }).catch(() => undefined);
@@ -116,7 +136,7 @@ spec:
       images:
         - name: ${IMAGE}
           newTag: "${NEW_TAG}"
-  canary:
+${flags.git ? gitBlock() : ''}  canary:
     ingress: { namespace: ${NS}, name: storefront-web-canary }
   gates:
     gateway-converged:
@@ -157,11 +177,23 @@ spec:
   return file;
 }
 
+/** Git mode of the Flux target: the file Flux reads, and the push token by reference (a file the worker reads). */
+function gitBlock(): string {
+  return `      git:
+        path: ${appManifestPath(GIT_LAYOUT.apps[0]!)}
+        credentials:
+          username: ${requireEnv('HR_GIT_PUSH_USER')}
+          passwordFrom: { file: ${requireEnv('HR_GIT_PUSH_PASSWORD_FILE')} }
+`;
+}
+
 async function main(): Promise<number> {
   Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } } });
   say(out.bold('hybrid-release demo: one release across Kubernetes (Flux) and Chef VMs'));
   say('seeding the sample app: storefront manifests in the stack\'s Git server, applied by kustomize-controller');
-  say('(Kustomization storefront/storefront-web at 2.0.0, 3 pods on kwok nodes), a canary Ingress,');
+  say(flags.git
+    ? `(Kustomization storefront/storefront-web at 2.0.0, itself applied from Git by ${GIT_LAYOUT.system}/flux-system, repository ${GIT_LAYOUT.repo}), a canary Ingress,`
+    : '(Kustomization storefront/storefront-web at 2.0.0, 3 pods on kwok nodes), a canary Ingress,');
   say(`Chef environment ${ENVIRONMENT} with ${COOKBOOK} pinned to = 2.0.0, and ${NODES.length} gateway VMs running chef-client`);
   say(`every ${DEMO_INTERVAL_MS / 1000}-${(DEMO_INTERVAL_MS + DEMO_SPLAY_MS) / 1000}s (the stack's fleet simulator: npm run stack -- nodes list)`);
   await seed();
@@ -210,6 +242,7 @@ async function main(): Promise<number> {
     });
     say();
     say(renderStatus(status, out));
+    if (flags.git) say(gitSummary(status));
     say(await worldSummary());
     if (flags.broken) return status.phase === 'RolledBack' ? 0 : 1;
     return status.phase === 'Succeeded' ? 0 : 1;
@@ -223,6 +256,19 @@ async function main(): Promise<number> {
     await closeChefPools();
     say('the stack keeps running (npm run stack -- down stops it)');
   }
+}
+
+/** --git: the commit the release made (and its revert) and the revision Flux applied, from the release's record. */
+function gitSummary(status: ReleaseStatus): string {
+  const change = status.changes.find((c) => c.system === 'flux');
+  const git = (change?.after as { git?: { commit: string; revision: string; path: string } } | undefined)?.git;
+  const applied = (name: string) => (status.gates.find((g) => g.gate === name)?.observed as { lastAppliedRevision?: string } | undefined)?.lastAppliedRevision;
+  return [
+    out.bold('Git:'),
+    `  commit      ${git ? `${git.commit} to ${git.path} (${GIT_LAYOUT.repo}, branch main)` : 'none (the release stopped before it)'}`,
+    `  Flux        applied ${applied('web-ready') ?? 'not seen'}`,
+    ...(applied('rollback/web-ready') ? [`  rollback    Flux applied the revert: ${applied('rollback/web-ready')}`] : []),
+  ].join('\n');
 }
 
 /** Both worlds as they are now, read back from the servers. */

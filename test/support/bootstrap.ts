@@ -111,6 +111,8 @@ function manifests(b: Bootstrap, app: BootstrapApp, chartUrl: string | undefined
 /**
  * Commits the layout, creates the namespaces, the GitRepository and the parent Kustomization, and
  * waits until the parent and every app are Ready (the Deployments rolled out on kwok's nodes).
+ * Run again on the same names it resets the apps the GitOps way: the files are committed again
+ * and the parent reconciles from source (kept objects are not recreated).
  */
 export async function createBootstrap(b: Bootstrap, kc = adminKubeConfig()): Promise<void> {
   await createNamespace(b.system, kc);
@@ -124,8 +126,15 @@ export async function createBootstrap(b: Bootstrap, kc = adminKubeConfig()): Pro
   const custom = kc.makeApiClient(k8s.CustomObjectsApi);
   const create = (g: (typeof fluxGroups)[keyof typeof fluxGroups], name: string, spec: object) =>
     custom.createNamespacedCustomObject({ group: g.group, version: g.version, plural: g.plural, namespace: b.system, body: { apiVersion: `${g.group}/${g.version}`, kind: g.kind, metadata: { name, namespace: b.system }, spec } });
-  await create(fluxGroups.gitRepository, PARENT, { interval: '10m', url: gitRepoUrl(b.repo), ref: { branch: 'main' }, timeout: '30s' });
-  await create(fluxGroups.kustomization, PARENT, { interval: '10m', path: './clusters/local', prune: true, sourceRef: { kind: 'GitRepository', name: PARENT } });
+  const keep = (err: unknown) => {
+    if ((err as { code?: number }).code !== 409) throw err;
+    return 'kept' as const;
+  };
+  const created = await Promise.all([
+    create(fluxGroups.gitRepository, PARENT, { interval: '10m', url: gitRepoUrl(b.repo), ref: { branch: 'main' }, timeout: '30s' }).catch(keep),
+    create(fluxGroups.kustomization, PARENT, { interval: '10m', path: './clusters/local', prune: true, sourceRef: { kind: 'GitRepository', name: PARENT } }).catch(keep),
+  ]);
+  if (created.includes('kept')) await reconcileParent(b, kc);
   await waitForFluxReady(fluxGroups.kustomization, b.system, PARENT, kc);
   await Promise.all(
     b.apps.map((a) => waitForFluxReady(a.kind === 'Kustomization' ? fluxGroups.kustomization : fluxGroups.helmRelease, a.namespace, a.name, kc, 240_000)),
