@@ -55,6 +55,10 @@ COPY --chown=root:root workflows ./workflows
 # (~/.chef/credentials) and a kubeconfig when not running in-cluster.
 RUN mkdir -p /etc/hybrid-release/chef /home/node/.chef /home/node/.kube \
     && chown -R node:node /home/node
+# Git mode commits with the git binary (activities/git/cli.ts explains why not a library).
+RUN apt-get update \
+    && apt-get install -y --no-install-recommends git ca-certificates \
+    && rm -rf /var/lib/apt/lists/*
 # The image's `node` user (uid/gid 1000), by number so Kubernetes can verify runAsNonRoot.
 USER 1000:1000
 EXPOSE 8080 9464
