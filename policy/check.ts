@@ -22,6 +22,12 @@ export function checkSpec(scope: AppScope, spec: ReleaseSpec, plan: PlanStep[]):
   const body = spec.spec;
 
   body.flux.forEach((t, i) => add(`spec.flux[${i}]`, scope.kube({ kind: t.kind, namespace: t.namespace, name: t.name, ...(t.context ? { context: t.context } : {}) })));
+  // Git mode: the file and the push credentials now; the repository and branch (read from the cluster) when the worker commits
+  body.flux.forEach((t, i) => {
+    if (!t.git) return;
+    add(`spec.flux[${i}].git.path`, scope.gitPath(t.git.path));
+    if (t.git.credentials) add(`spec.flux[${i}].git.credentials.passwordFrom`, scope.reference(t.git.credentials.passwordFrom as ValueRef));
+  });
   if (body.canary) {
     const ing = body.canary.ingress;
     add('spec.canary.ingress', scope.kube({ kind: 'Ingress', namespace: ing.namespace, name: ing.name, ...(ing.context ? { context: ing.context } : {}) }));

@@ -65,6 +65,12 @@ export function enforceChef(target: ChefTargetRef): void {
   if (why.length) throw denied(why.join('; '));
 }
 
+/** Git mode: the repository, branch and file a release is about to commit to. */
+export function enforceGit(req: { url: string; branch: string; path: string }): void {
+  const why = activityScope()?.git(req);
+  if (why) throw denied(why);
+}
+
 export function enforceReference(ref: ValueRef): void {
   const why = activityScope()?.reference(ref);
   if (why) throw denied(why);

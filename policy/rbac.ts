@@ -8,7 +8,7 @@
  */
 import { Document, isScalar, visit } from 'yaml';
 import { globMatch, isGlob } from './glob.ts';
-import type { KubeKind, PolicyDocument } from './schema.ts';
+import { KUBE_KINDS, type KubeKind, type PolicyDocument } from './schema.ts';
 
 export interface RbacOptions {
   serviceAccount?: { namespace: string; name: string };
@@ -58,7 +58,7 @@ export function rbacObjects(policy: PolicyDocument, o: RbacOptions = {}): Obj[] 
         const ns = exact('namespace', nsPattern);
         const g = grants.get(ns) ?? { kinds: new Map() };
         grants.set(ns, g);
-        for (const kind of rule.kinds ?? (['Kustomization', 'HelmRelease', 'Ingress', 'Deployment'] as const)) {
+        for (const kind of rule.kinds ?? KUBE_KINDS) {
           const names = g.kinds.get(kind);
           if (names === null) continue;
           if (!rule.names || rule.names.some(isGlob)) g.kinds.set(kind, null);
@@ -119,6 +119,8 @@ export function rbacObjects(policy: PolicyDocument, o: RbacOptions = {}): Obj[] 
     }
     // the rollout gate with an expected image lists the Deployment's pods, in this namespace only
     if (kinds.has('Deployment')) rules.push({ apiGroups: [''], resources: ['pods'], verbs: ['list'] });
+    // Git mode: read the source a Kustomization reads, and ask it to fetch now (the requestedAt annotation)
+    if (kinds.has('GitRepository')) rules.push({ apiGroups: ['source.toolkit.fluxcd.io'], resources: ['gitrepositories'], verbs: ['get', 'patch'], ...named(kinds.get('GitRepository')) });
     if (kinds.has('Ingress')) rules.push({ apiGroups: ['networking.k8s.io'], resources: ['ingresses'], verbs: ['get', 'patch'], ...named(kinds.get('Ingress')) });
     out.push(...role(ns, 'hybrid-release-worker', rules));
   }

@@ -16,17 +16,31 @@ export const POLICY_KIND = 'ReleasePolicy';
 const pattern = z.string().min(1).max(512);
 const name = z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._@-]{0,99}$/, { error: (i) => `${JSON.stringify(i.input)} is not an approver name (letters, digits, ".", "_", "@", "-")` });
 
-export const KUBE_KINDS = ['Kustomization', 'HelmRelease', 'Ingress', 'Deployment'] as const;
+/** GitRepository: Git mode reads the source a Kustomization reads and asks it to fetch now (reconcile request). */
+export const KUBE_KINDS = ['Kustomization', 'HelmRelease', 'Ingress', 'Deployment', 'GitRepository'] as const;
 export type KubeKind = (typeof KUBE_KINDS)[number];
 
 const kubeRule = z.strictObject({
   /** kube contexts (names in the worker's kubeconfig); omitted: the worker's own cluster only (targets without `context`) */
   contexts: z.array(pattern).min(1).optional(),
   namespaces: z.array(pattern).min(1),
-  /** default: all four */
+  /** default: all of them */
   kinds: z.array(z.enum(KUBE_KINDS, { error: `kinds are ${KUBE_KINDS.join(', ')}` })).min(1).optional(),
   /** object names; default: any in these namespaces */
   names: z.array(pattern).min(1).optional(),
+});
+
+/**
+ * Git mode (docs/git-mode.md): where the app's releases may commit. The repository is the URL of
+ * the GitRepository Flux reads (spec.url), as written there; the push credentials are references
+ * (the app's `references` rules decide those).
+ */
+const gitRule = z.strictObject({
+  repositories: z.array(pattern).min(1),
+  /** default: any branch */
+  branches: z.array(pattern).min(1).optional(),
+  /** files in the repository (`*` crosses `/`); default: any */
+  paths: z.array(pattern).min(1).optional(),
 });
 
 const secretRef = z.strictObject({ namespace: pattern, name: pattern, key: pattern.optional(), context: pattern.optional() });
@@ -69,6 +83,8 @@ const appRule = z.strictObject({
    */
   hosts: z.array(pattern).default([]),
   references: z.array(reference).default([]),
+  /** Git-mode commits; none: the app's releases may not commit to any repository */
+  git: z.array(gitRule).default([]),
 });
 
 const approver = z.strictObject({
@@ -109,6 +125,7 @@ export type KubeRule = AppRule['kubernetes'][number];
 export type ChefRule = AppRule['chef'][number];
 export type ReferenceRule = AppRule['references'][number];
 export type ChefCredentialRule = ChefRule['credentials'][number];
+export type GitRule = AppRule['git'][number];
 
 /** A loaded policy and where it came from (named in every refusal). */
 export interface Policy extends PolicyDocument {

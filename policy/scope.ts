@@ -86,6 +86,9 @@ export function reservedReference(ref: ValueRef | { keyFile: string }): string |
   return undefined;
 }
 
+/** A URL as shown and matched: without user info (a GitRepository URL may carry a user name). */
+const stripUserInfo = (url: string) => url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1');
+
 const describeRef = (ref: ValueRef) =>
   'env' in ref ? `env ${ref.env}` : 'file' in ref ? `file ${ref.file}` : `secret ${ref.secret.namespace}/${ref.secret.name} key ${ref.secret.key}${ref.secret.context ? ` (context ${ref.secret.context})` : ''}`;
 
@@ -170,6 +173,26 @@ export class AppScope {
       problems.push(`Chef credentials ${describeCredentials(t.credentials)} are not among the ${this.rule('Chef credentials')} for ${t.environment} on ${server}`);
     }
     return problems;
+  }
+
+  /** Git mode: may the app's releases commit to `path` on `branch` of the repository at `url`? */
+  git(req: { url: string; branch: string; path: string }): string | undefined {
+    if (this.unknownApp) return this.unknownApp;
+    const url = stripUserInfo(req.url);
+    const repos = this.entry!.git.filter((r) => anyMatch(r.repositories, url));
+    if (repos.length === 0) return `repository ${url} is not among the ${this.rule('Git repositories')}`;
+    const branches = repos.filter((r) => r.branches === undefined || anyMatch(r.branches, req.branch));
+    if (branches.length === 0) return `branch ${req.branch} of ${url} is not among the ${this.rule('Git branches')}`;
+    if (!branches.some((r) => r.paths === undefined || anyMatch(r.paths, req.path))) return `${req.path} in ${url} (branch ${req.branch}) is not among the ${this.rule('Git paths')}`;
+    return undefined;
+  }
+
+  /** Admission of a Git-mode target, before the repository is known (it is read from the cluster): the file. */
+  gitPath(path: string): string | undefined {
+    if (this.unknownApp) return this.unknownApp;
+    if (this.entry!.git.length === 0) return `the app may not commit to Git: no ${this.rule('Git repositories')}`;
+    if (this.entry!.git.some((r) => r.paths === undefined || anyMatch(r.paths, path))) return undefined;
+    return `${path} is not among the ${this.rule('Git paths')}`;
   }
 
   /** A gate header value, a webhook URL or a gate caFile may come from this reference. */

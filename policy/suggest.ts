@@ -33,12 +33,19 @@ export function suggestEntry(specs: ReleaseSpec[], approvers: string[] = []): Ap
   const chef: AppEntry['chef'] = [];
   const hosts: string[] = [];
   const references: AppEntry['references'] = [];
+  const git: AppEntry['git'] = [];
   const kube = (kind: 'Kustomization' | 'HelmRelease' | 'Ingress' | 'Deployment', t: { namespace: string; name: string; context?: string }) =>
     kubernetes.push({ ...(t.context ? { contexts: [t.context] } : {}), namespaces: [t.namespace], kinds: [kind], names: [t.name] });
   for (const spec of specs) {
     const body = spec.spec;
     if (body.app !== app) throw new Error(`suggestEntry: specs of two apps (${app}, ${body.app})`);
-    for (const t of body.flux) kube(t.kind, t);
+    for (const t of body.flux) {
+      kube(t.kind, t);
+      if (!t.git) continue;
+      // the repository and the Kustomization that applies the file are in the cluster, not in the spec: narrow them by hand
+      git.push({ repositories: ['*'], paths: [t.git.path] });
+      if (t.git.credentials) references.push(t.git.credentials.passwordFrom as AppEntry['references'][number]);
+    }
     if (body.canary) kube('Ingress', body.canary.ingress);
     for (const t of body.chef) chef.push({ server: t.serverUrl, environments: [t.environment], cookbooks: Object.keys(t.cookbooks), credentials: [t.credentials as AppEntry['chef'][number]['credentials'][number]] });
     for (const g of Object.values(body.gates)) {
@@ -52,7 +59,7 @@ export function suggestEntry(specs: ReleaseSpec[], approvers: string[] = []): Ap
     }
     for (const w of body.notifications.webhooks) references.push(w.urlFrom as AppEntry['references'][number]);
   }
-  return { app, approvers, kubernetes: uniq(kubernetes), chef: uniq(chef), hosts: uniq(hosts), references: uniq(references) };
+  return { app, approvers, kubernetes: uniq(kubernetes), chef: uniq(chef), hosts: uniq(hosts), references: uniq(references), git: uniq(git) };
 }
 
 /** A whole policy document for the specs, with the approvers' public keys (name -> authorized_keys line). */

@@ -76,6 +76,8 @@ export function openPolicy(): Policy {
         // the stack's servers and the tests' listeners run on loopback; "prom" is the in-memory world's Prometheus
         hosts: ['127.0.0.1', '::1', 'localhost', 'prom', '*.example', '*.example.com'],
         references: [{ env: '*' }, { file: '*' }, { secret: { namespace: '*', name: '*', context: '*' } }],
+        // Git mode: any repository of the stack's Git server
+        git: [{ repositories: ['*'] }],
       },
     ],
   });

@@ -62,7 +62,7 @@ apps:
       assert.ok(e instanceof InvalidPolicyError);
       assert.match(e.message, /^p\.yaml: the policy is not valid \(3 problems\)/);
       assert.match(e.message, /approvers\.alice\.keys\[0\]: not a usable OpenSSH public key/);
-      assert.match(e.message, /apps\[0\]\.kubernetes\[0\]\.kinds\[0\]: kinds are Kustomization, HelmRelease, Ingress, Deployment/);
+      assert.match(e.message, /apps\[0\]\.kubernetes\[0\]\.kinds\[0\]: kinds are Kustomization, HelmRelease, Ingress, Deployment, GitRepository/);
       assert.match(e.message, /apps\[0\]: Unrecognized key: "hostz"/);
       return true;
     });
@@ -215,9 +215,12 @@ describe('least privilege from the policy', () => {
     const clusterRoles = objects.filter((o) => o.kind === 'ClusterRole');
     assert.deepEqual(clusterRoles.flatMap((r) => r.rules), [{ apiGroups: ['authorization.k8s.io'], resources: ['selfsubjectaccessreviews'], verbs: ['create'] }]);
     const roles = objects.filter((o) => o.kind === 'Role');
-    assert.deepEqual(roles.map((r) => `${r.metadata.namespace}/${r.metadata.name}`).sort(), ['hybrid-release-credentials/hybrid-release-worker-references', 'payments/hybrid-release-worker', 'storefront/hybrid-release-worker']);
+    assert.deepEqual(roles.map((r) => `${r.metadata.namespace}/${r.metadata.name}`).sort(), ['flux-system/hybrid-release-worker', 'hybrid-release-credentials/hybrid-release-worker-references', 'payments/hybrid-release-worker', 'storefront/hybrid-release-worker']);
     const secrets = roles.find((r) => r.metadata.name === 'hybrid-release-worker-references');
-    assert.deepEqual(secrets.rules, [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: ['chef-deployer', 'payments-chef', 'storefront-probe'] }]);
+    assert.deepEqual(secrets.rules, [{ apiGroups: [''], resources: ['secrets'], verbs: ['get'], resourceNames: ['chef-deployer', 'fleet-repo-push', 'payments-chef', 'storefront-probe'] }]);
+    // Git mode: only the named GitRepository, and only to read it and request a reconcile
+    const fluxSystem = roles.find((r) => r.metadata.namespace === 'flux-system');
+    assert.deepEqual(fluxSystem.rules.find((r: { resources: string[] }) => r.resources[0] === 'gitrepositories'), { apiGroups: ['source.toolkit.fluxcd.io'], resources: ['gitrepositories'], verbs: ['get', 'patch'], resourceNames: ['flux-system'] });
     const payments = roles.find((r) => r.metadata.namespace === 'payments');
     assert.deepEqual(payments.rules.find((r: { resources: string[]; verbs: string[] }) => r.resources[0] === 'helmreleases' && r.verbs.includes('patch')).resourceNames, ['payments-api']);
     assert.ok(!objects.some((o) => o.kind === 'Role' && o.metadata.namespace === 'hybrid-release'), "never the worker's own namespace");
