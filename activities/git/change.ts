@@ -118,7 +118,7 @@ interface Opened {
 
 export async function openTarget(target: GitTarget, resolved?: GitSource): Promise<Opened> {
   const source: GitSource = resolved ?? (({ targetObject: _t, applierObject: _a, ...rest }) => rest)(await resolveSource(target));
-  const auth = await pushAuth(target, source.url, source.branch);
+  const auth = await pushAuth(target, source.url);
   const repo = await Repository.open(source.url, { auth, signal: activity()?.cancellationSignal });
   return { source, repo, auth };
 }

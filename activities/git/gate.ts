@@ -17,8 +17,7 @@
 import { pollGate } from '../gates/poll.ts';
 import type { CheckOutcome, GateResult } from '../gates/result.ts';
 import { evaluateFlux } from '../flux/readiness.ts';
-import { FLUX_KINDS, getFlux, type FluxCondition, type FluxObject } from '../flux/resource.ts';
-import { kubeClients } from '../kube/clients.ts';
+import { fluxRef, getFlux, type FluxCondition, type FluxObject } from '../flux/resource.ts';
 import type { GitAuth } from './cli.ts';
 import type { GitTarget } from './change.ts';
 import { pushAuth } from './credentials.ts';
@@ -53,7 +52,7 @@ export async function fluxGitReadyGateActivity(input: FluxGitReadyInput): Promis
     if (!sha) return false;
     if (sha === commit) return true;
     if (known.has(sha)) return known.get(sha)!;
-    auth ??= await pushAuth(target, source.url, source.branch);
+    auth ??= await pushAuth(target, source.url);
     repo ??= await Repository.open(source.url, { auth });
     if (!(await repo.hasCommit(sha))) await repo.fetch(source.branch);
     const yes = await repo.isAncestor(commit, sha);
@@ -86,7 +85,7 @@ export async function fluxGitReadyGateActivity(input: FluxGitReadyInput): Promis
     if (source.appliesItself) {
       return { status: 'pass', observed, reason: `${applierText} applied ${st.lastAppliedRevision} (has commit ${short}): ${describe(ready)}` };
     }
-    const obj: FluxObject = await getFlux({ clients: kubeClients(target.context), info: FLUX_KINDS[target.kind], namespace: target.namespace, name: target.name });
+    const obj: FluxObject = await getFlux(fluxRef(target));
     generation ??= obj.metadata.generation;
     const outcome = evaluateFlux(target.kind, obj, { token: '', generation, specChanged: true });
     const both = { ...observed, target: outcome.observed ?? null };

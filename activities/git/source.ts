@@ -9,6 +9,10 @@
  * - the **source**: the applier's `spec.sourceRef`, a GitRepository, whose `spec.url` and
  *   `spec.ref.branch` are the repository and branch the release commits to.
  *
+ * The worker's policy decides first, for each of them: the target (as every Flux activity), the
+ * applier and the GitRepository (kube rules: kinds Kustomization and GitRepository, often in
+ * flux-system), and the repository, branch and file (git rules).
+ *
  * source-controller reports what it fetched as a revision `<branch>@sha1:<40 hex>` (v1 API), the
  * same string kustomize-controller copies to lastAttemptedRevision / lastAppliedRevision.
  */
@@ -16,7 +20,8 @@ import { ApplicationFailure } from '@temporalio/activity';
 import { PatchStrategy, setHeaderOptions } from '@kubernetes/client-node';
 import { kubeClients } from '../kube/clients.ts';
 import { kubeCall } from '../kube/errors.ts';
-import { FLUX_KINDS, REQUESTED_AT, getFlux, type FluxObject } from '../flux/resource.ts';
+import { enforceGit, enforceKube } from '../../policy/enforce.ts';
+import { FLUX_KINDS, REQUESTED_AT, fluxRef, getFlux, type FluxObject } from '../flux/resource.ts';
 import type { FluxTarget } from '../flux/types.ts';
 import { fileKindOf, type FileKind } from './yaml-fields.ts';
 
@@ -56,6 +61,7 @@ interface GitRepositoryObject {
 }
 
 export function getGitRepository(ref: ObjectRef, context?: string): Promise<GitRepositoryObject> {
+  enforceKube({ kind: 'GitRepository', namespace: ref.namespace, name: ref.name, ...(context ? { context } : {}) });
   const clients = kubeClients(context);
   return kubeCall({ verb: 'get', resource: `gitrepositories.${GIT_REPOSITORY.group}`, namespace: ref.namespace, name: ref.name, context: clients.context }, () =>
     clients.customObjects.getNamespacedCustomObject({ ...GIT_REPOSITORY, namespace: ref.namespace, name: ref.name }),
@@ -63,13 +69,14 @@ export function getGitRepository(ref: ObjectRef, context?: string): Promise<GitR
 }
 
 export function getKustomization(ref: ObjectRef, context?: string): Promise<FluxObject> {
+  enforceKube({ kind: 'Kustomization', namespace: ref.namespace, name: ref.name, ...(context ? { context } : {}) });
   return getFlux({ clients: kubeClients(context), info: FLUX_KINDS.Kustomization, namespace: ref.namespace, name: ref.name });
 }
 
 /** The applier of the target's file and the GitRepository it reads (see the module comment). */
 export async function resolveSource(target: FluxTarget & { git: NonNullable<FluxTarget['git']> }): Promise<GitSource & { targetObject: FluxObject; applierObject: FluxObject }> {
   const kind = fileKindOf(target, target.git.path);
-  const targetObject = await getFlux({ clients: kubeClients(target.context), info: FLUX_KINDS[target.kind], namespace: target.namespace, name: target.name });
+  const targetObject = await getFlux(fluxRef(target));
   let applier: ObjectRef;
   if (kind === 'kustomize') {
     if (target.kind !== 'Kustomization') throw refuseGit(target, `${target.git.path} is a kustomize file, but a HelmRelease's values are in its own manifest: point git.path at the file that holds the HelmRelease`);
@@ -105,14 +112,15 @@ export async function resolveSource(target: FluxTarget & { git: NonNullable<Flux
     throw refuseGit(target, `GitRepository ${gitRepository.namespace}/${gitRepository.name} follows ${pinned} ${JSON.stringify(ref[pinned])}, not a branch: a commit would never reach the cluster`);
   }
   if (repo.spec?.suspend === true) throw refuseGit(target, `GitRepository ${gitRepository.namespace}/${gitRepository.name} is suspended: Flux would not fetch the commit`);
+  const branch = ref.branch ?? 'master'; // source-controller's default when spec.ref is empty
+  enforceGit({ url, branch, path: target.git.path });
   return {
     kind,
     applier,
     appliesItself: kind === 'kustomize',
     gitRepository,
     url,
-    // source-controller's default when spec.ref is empty
-    branch: ref.branch ?? 'master',
+    branch,
     applierPath: String((applierObject.spec as { path?: string } | undefined)?.path ?? './'),
     targetObject,
     applierObject,
@@ -134,6 +142,9 @@ export function commitOfRevision(revision: string | undefined | null): string | 
  * one request.
  */
 export async function requestReconcile(source: Pick<GitSource, 'gitRepository' | 'applier'>, token: string, context?: string): Promise<void> {
+  const ctx = context ? { context } : {};
+  enforceKube({ kind: 'GitRepository', ...source.gitRepository, ...ctx });
+  enforceKube({ kind: 'Kustomization', ...source.applier, ...ctx });
   const clients = kubeClients(context);
   const body = { metadata: { annotations: { [REQUESTED_AT]: token } } };
   const patch = (group: string, version: string, plural: string, ref: ObjectRef) =>
