@@ -42,6 +42,7 @@ import { stackDir } from './lib/paths.ts';
 import { requireEnv } from '../test/support/env.ts';
 import { demoPolicy } from './lib/demo-policy.ts';
 import { appManifestPath, createBootstrap, type Bootstrap } from '../test/support/bootstrap.ts';
+import { gitRepoUrl } from '../test/support/sources.ts';
 
 const { values: flags } = parseArgs({ options: { 'auto-approve': { type: 'boolean' }, broken: { type: 'boolean' }, git: { type: 'boolean' } } });
 /** the tag the release ships: with --broken one whose pods never become Ready */
@@ -200,7 +201,11 @@ async function main(): Promise<number> {
   const specFile = writeSpec();
   const input = await loadSpecFile(specFile);
   // the worker refuses what its policy does not allow: the demo's allows exactly this spec
-  const approvals = demoPolicy(input.spec);
+  const approvals = demoPolicy(
+    input.spec,
+    // --git: the release also reads and asks flux-system to reconcile, and commits to its repository
+    flags.git ? { kubernetes: [{ namespaces: [GIT_LAYOUT.system], kinds: ['Kustomization', 'GitRepository'], names: ['flux-system'] }], git: [{ repositories: [gitRepoUrl(GIT_LAYOUT.repo)], branches: ['main'], paths: [appManifestPath(GIT_LAYOUT.apps[0]!)] }] } : {},
+  );
 
   const address = requireEnv('TEMPORAL_ADDRESS');
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';

@@ -10,7 +10,7 @@ import { userInfo } from 'node:os';
 import { join } from 'node:path';
 import { stringify } from 'yaml';
 import type { ReleaseSpec } from '../../release-spec/schema.ts';
-import { type Policy, policySchema } from '../../policy/schema.ts';
+import { type GitRule, type KubeRule, type Policy, policySchema } from '../../policy/schema.ts';
 import { suggestPolicy } from '../../policy/suggest.ts';
 import { stackDir } from './paths.ts';
 
@@ -24,7 +24,11 @@ export interface DemoPolicy {
   you: string;
 }
 
-export function demoPolicy(spec: ReleaseSpec): DemoPolicy {
+/**
+ * `extra`: rules the spec cannot name, merged into the app's entry — for --git, the Kustomization
+ * that applies the file and its GitRepository (in the cluster) and the repository it reads.
+ */
+export function demoPolicy(spec: ReleaseSpec, extra: { kubernetes?: KubeRule[]; git?: GitRule[] } = {}): DemoPolicy {
   const dir = join(stackDir, 'demo-approver');
   const key = join(dir, 'id_ed25519');
   if (!existsSync(key)) {
@@ -34,6 +38,9 @@ export function demoPolicy(spec: ReleaseSpec): DemoPolicy {
   const publicKey = readFileSync(`${key}.pub`, 'utf8').trim();
   const you = process.env.USER ?? userInfo().username;
   const doc = suggestPolicy([spec], { demo: publicKey, ...(you !== 'demo' ? { [you]: publicKey } : {}) });
+  const entry = doc.apps[0]!;
+  entry.kubernetes.push(...(extra.kubernetes ?? []));
+  if (extra.git) entry.git = extra.git;
   const file = join(stackDir, 'demo-policy.yaml');
   writeFileSync(file, `# written by npm run demo: what the demo's release may touch, and who may decide\n${stringify(doc, { lineWidth: 0 })}`);
   return { policy: { ...policySchema.parse(doc), source: file }, file, key, you };
