@@ -18,15 +18,18 @@ import type { GitTarget } from '../../activities/git/index.ts';
 import { commitChange, revertChange } from '../../activities/git/change.ts';
 import { rejects, runActivity } from '../support/activity.ts';
 import { requireEnv, uniqueName } from '../support/env.ts';
-import { admin, useWorkerIdentity, type Admin } from '../support/kube-worker.ts';
+import { admin, grantWorker, useWorkerIdentity, waitAllowed, type Admin } from '../support/kube-worker.ts';
 import { adminKubeConfig, fluxGroups, getFluxObject } from '../support/seed-kube.ts';
 import { appKustomizePath, appManifestPath, createBootstrap, PARENT, reconcileParent, type Bootstrap } from '../support/bootstrap.ts';
-import { commitEdit, readRepoFile, repoLog } from '../support/sources.ts';
+import { commitEdit, gitRepoUrl, readRepoFile, repoLog } from '../support/sources.ts';
+import { makePolicy, mockActivityEnv, MOCK_APP } from '../support/policy.ts';
+import { DefaultLogger } from '@temporalio/worker';
 
 const WEB = 'ghcr.io/acme/web';
 const suffix = uniqueName('gm');
 const kc = () => adminKubeConfig();
 let a: Admin;
+let workerKubeconfig: string;
 /** a password file the worker reads (the reference in git.credentials), as a mounted Secret would be */
 let passwordFile: string;
 
@@ -36,8 +39,22 @@ before(async () => {
   a = admin();
   passwordFile = join(mkdtempSync(join(tmpdir(), 'hr-git-cred-')), 'password');
   writeFileSync(passwordFile, `${readFileSync(requireEnv('HR_GIT_PUSH_PASSWORD_FILE'), 'utf8').trim()}\n`, { mode: 0o600 });
-  await useWorkerIdentity(a);
+  workerKubeconfig = await useWorkerIdentity(a);
 });
+
+/**
+ * The layout, then the worker's Roles in its namespaces as policy/rbac.ts generates them from a
+ * policy naming them (Flux objects, Deployments and the GitRepository: get and patch).
+ */
+async function setUp(b: Bootstrap): Promise<void> {
+  await createBootstrap(b, kc());
+  const namespaces = [b.system, ...new Set(b.apps.map((x) => x.namespace))];
+  await grantWorker(a, namespaces);
+  for (const namespace of namespaces) {
+    await waitAllowed(workerKubeconfig, { group: 'source.toolkit.fluxcd.io', resource: 'gitrepositories', verb: 'patch', namespace });
+    await waitAllowed(workerKubeconfig, { group: 'kustomize.toolkit.fluxcd.io', resource: 'kustomizations', verb: 'patch', namespace });
+  }
+}
 
 const deploymentImage = async (namespace: string, name: string) =>
   (await a.apps.readNamespacedDeployment({ namespace, name })).spec?.template.spec?.containers[0]?.image;
@@ -67,7 +84,7 @@ describe('Kustomization applied by a parent (flux bootstrap layout)', () => {
   const git = (tag = '1.1.0'): GitTarget => ({ ...live, images: [{ name: WEB, newTag: tag }], git: { path: appManifestPath(app), credentials: credentials() } });
 
   before(async () => {
-    await createBootstrap(b, kc());
+    await setUp(b);
   });
 
   test('live mode: preflight refuses a field the parent applies from Git, recommending Git mode; a live patch is put back by the parent', async () => {
@@ -183,6 +200,21 @@ describe('Kustomization applied by a parent (flux bootstrap layout)', () => {
     await runActivity(gitActs.fluxGitRevert, { target, token, undoToken: `${token}/undo`, release: identity(app.name) });
   });
 
+  test("the worker's policy decides where a release may commit: a repository it does not name is refused before anything is pushed", async () => {
+    const strict = makePolicy({
+      apiVersion: 'hybrid-release.dev/v1alpha1',
+      kind: 'ReleasePolicy',
+      apps: [{ app: MOCK_APP, kubernetes: [{ contexts: ['*'], namespaces: ['*'] }], references: [{ file: '*' }], git: [{ repositories: ['http://git.example.com/other/fleet.git'] }] }],
+    });
+    const head = (await repoLog(b.repo))[0]!.sha;
+    const env = mockActivityEnv({ taskQueue: 'git-mode-strict' }, { policy: strict, logger: new DefaultLogger('ERROR') });
+    await rejects(env.run(gitActs.fluxGitCommit, { target: git('1.9.0'), token: `${uniqueName('wf')}/run/9`, release: identity(app.name) }) as Promise<unknown>, (e) => {
+      assert.equal(e.type, 'PolicyDenied');
+      assert.match(e.message, new RegExp(`repository ${gitRepoUrl(b.repo).replace(/[.]/g, '\\.')} is not among the Git repositories of app ${MOCK_APP}`));
+    });
+    assert.equal((await repoLog(b.repo))[0]!.sha, head, 'nothing was pushed');
+  });
+
   test('undo conflict: a later commit changed the line, so nothing is committed and the failure names that commit', async () => {
     const target = git('1.3.0');
     const token = `${uniqueName('wf')}/run/4`;
@@ -216,7 +248,7 @@ describe('HelmRelease applied by a parent', () => {
   const target = (): GitTarget => ({ id: 'chk', kind: 'HelmRelease', namespace: appNs, name: app.name, values: [{ path: 'image.tag', value: '1.1.0' }], git: { path: appManifestPath(app), credentials: credentials() } });
 
   before(async () => {
-    await createBootstrap(b, kc());
+    await setUp(b);
   });
 
   test('live mode is refused on values.image.tag; Git mode commits it, the parent applies it, helm-controller upgrades, and the revert brings 1.0.0 back', async () => {
@@ -253,7 +285,7 @@ describe('kustomization.yaml that the app Kustomization builds itself', () => {
   });
 
   before(async () => {
-    await createBootstrap(b, kc());
+    await setUp(b);
   });
 
   test('the applier is the Kustomization itself; a push without credentials is refused in preflight', async () => {

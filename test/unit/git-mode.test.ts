@@ -11,6 +11,11 @@ import { commitOfRevision, revisionOf, underPath } from '../../activities/git/so
 import { FieldProblem, fileKindOf, locateFields, scalarText, spliceFields } from '../../activities/git/yaml-fields.ts';
 import { redactGit } from '../../activities/git/cli.ts';
 import { InvalidSpecError, validateSpec } from '../../release-spec/load.ts';
+import { checkSpec } from '../../policy/check.ts';
+import { rbacObjects } from '../../policy/rbac.ts';
+import { AppScope } from '../../policy/scope.ts';
+import { suggestPolicy } from '../../policy/suggest.ts';
+import { makePolicy } from '../support/policy.ts';
 
 const WEB = 'ghcr.io/acme/web';
 const ks = (images: KustomizeImage[]): FluxTarget & { kind: 'Kustomization' } => ({ id: 'web', kind: 'Kustomization', namespace: 'shop', name: 'web', images });
@@ -174,5 +179,58 @@ describe('the spec', () => {
     assert.match(problems({ git: { path: 'x.yaml', credentials: { password: 'hunter2' } } }).join('\n'), /unknown field/);
     assert.match(problems({ git: { path: 'x.yaml' }, acceptDrift: true }).join('\n'), /acceptDrift is for live mode/);
     assert.deepEqual(problems({ acceptDrift: true }), []);
+  });
+});
+
+describe('the policy for Git mode', () => {
+  const policy = makePolicy({
+    apiVersion: 'hybrid-release.dev/v1alpha1',
+    kind: 'ReleasePolicy',
+    apps: [
+      {
+        app: 'shop',
+        kubernetes: [{ namespaces: ['shop'], kinds: ['Kustomization'] }, { namespaces: ['flux-system'], kinds: ['Kustomization', 'GitRepository'], names: ['flux-system'] }],
+        references: [{ secret: { namespace: 'creds', name: 'fleet-push', key: 'token' } }],
+        git: [{ repositories: ['https://git.example.com/acme/fleet.git'], branches: ['main'], paths: ['clusters/*/shop-*.yaml'] }],
+      },
+      { app: 'other', kubernetes: [{ namespaces: ['other'] }] },
+    ],
+  });
+  const shop = new AppScope(policy, 'shop');
+
+  it('allows the named repository, branch and files only, naming the rule otherwise', () => {
+    const ok = { url: 'https://git.example.com/acme/fleet.git', branch: 'main', path: 'clusters/prod/shop-web.yaml' };
+    assert.equal(shop.git(ok), undefined);
+    assert.equal(shop.git({ ...ok, url: 'https://bot@git.example.com/acme/fleet.git' }), undefined, 'user info in the URL is not part of the match');
+    assert.match(shop.git({ ...ok, url: 'https://git.example.com/acme/other.git' })!, /repository https:\/\/git\.example\.com\/acme\/other\.git is not among the Git repositories of app shop/);
+    assert.match(shop.git({ ...ok, branch: 'release' })!, /branch release of .* is not among the Git branches of app shop/);
+    assert.match(shop.git({ ...ok, path: 'clusters/prod/payments.yaml' })!, /clusters\/prod\/payments\.yaml in .* is not among the Git paths of app shop/);
+    assert.match(new AppScope(policy, 'other').gitPath('x.yaml')!, /the app may not commit to Git: no Git repositories of app other/);
+  });
+
+  it('admission checks the file and the push reference of a Git-mode target before the release starts', () => {
+    const input = validateSpec({
+      apiVersion: 'hybrid-release.dev/v1alpha1',
+      kind: 'HybridRelease',
+      metadata: { name: 'r' },
+      spec: { app: 'shop', flux: [{ kind: 'Kustomization', namespace: 'shop', name: 'web', images: [{ name: WEB, newTag: '2' }], git: { path: 'apps/web/kustomization.yaml', credentials: { passwordFrom: { secret: { namespace: 'creds', name: 'other', key: 'token' } } } } }] },
+    });
+    assert.deepEqual(checkSpec(shop, input.spec, input.plan).map((v) => v.path), ['spec.flux[0].git.path', 'spec.flux[0].git.credentials.passwordFrom']);
+  });
+
+  it('a suggested policy admits a Git-mode spec; RBAC grants get and patch on the named GitRepository only', () => {
+    const input = validateSpec({
+      apiVersion: 'hybrid-release.dev/v1alpha1',
+      kind: 'HybridRelease',
+      metadata: { name: 'r' },
+      spec: { app: 'shop', flux: [{ kind: 'Kustomization', namespace: 'shop', name: 'web', images: [{ name: WEB, newTag: '2' }], git: { path: 'clusters/prod/shop-web.yaml', credentials: { passwordFrom: { env: 'FLEET_TOKEN' } } } }] },
+    });
+    const suggested = makePolicy(suggestPolicy([input.spec]));
+    assert.deepEqual(suggested.apps[0]!.git, [{ repositories: ['*'], paths: ['clusters/prod/shop-web.yaml'] }]);
+    assert.deepEqual(checkSpec(new AppScope(suggested, 'shop'), input.spec, input.plan), []);
+    const roles = rbacObjects(policy).filter((o) => o.kind === 'Role') as Array<{ metadata: { namespace: string }; rules: Array<{ resources: string[]; verbs: string[]; resourceNames?: string[] }> }>;
+    const fs = roles.find((r) => r.metadata.namespace === 'flux-system')!;
+    assert.deepEqual(fs.rules.find((r) => r.resources[0] === 'gitrepositories'), { apiGroups: ['source.toolkit.fluxcd.io'], resources: ['gitrepositories'], verbs: ['get', 'patch'], resourceNames: ['flux-system'] });
+    assert.equal(roles.find((r) => r.metadata.namespace === 'shop')!.rules.some((r) => r.resources[0] === 'gitrepositories'), false, 'kinds: [Kustomization] grants no GitRepository');
   });
 });
