@@ -98,6 +98,25 @@ function activity() {
   }
 }
 
+/** How often a commit or undo heartbeats while git works (a fetch or push may take a while on a big repository). */
+const HEARTBEAT_MS = 10_000;
+
+/**
+ * Runs `fn` heartbeating every HEARTBEAT_MS with the current attempt, so a slow fetch never looks
+ * like a dead worker and a cancellation reaches the activity (git is then killed through the signal).
+ */
+async function heartbeating<T>(fn: (progress: { attempt: number }) => Promise<T>): Promise<T> {
+  const ctx = activity();
+  const progress = { attempt: 0 };
+  ctx?.heartbeat(progress);
+  const timer = ctx ? setInterval(() => ctx.heartbeat(progress), HEARTBEAT_MS) : undefined;
+  try {
+    return await fn(progress);
+  } finally {
+    clearInterval(timer);
+  }
+}
+
 /** Turns git and kube errors into what the workflow needs: retry, or stop with a message. */
 export function asFailure(err: unknown, target: Pick<FluxTarget, 'kind' | 'namespace' | 'name'>): unknown {
   if (err instanceof ApplicationFailure) return err;
@@ -204,37 +223,40 @@ export async function commitChange(
   const { target, token, release } = input;
   const ctx = activity();
   try {
-    const { source, repo } = await openTarget(target);
-    const path = target.git.path;
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      ctx?.heartbeat({ attempt });
-      const head = await repo.fetch(source.branch);
-      const existing = await repo.findChange(head, token);
-      if (existing) {
-        // an earlier attempt pushed it and its answer was lost
-        const { before, after } = await linesOf(repo, target, existing);
-        await requestReconcile(source, token, target.context);
-        return { commit: existing, revision: revisionOf(source.branch, existing), changed: true, attempts: attempt - 1, lines: diffLines(before, after), source: publicSource(source, path) };
+    return await heartbeating(async (progress) => {
+      const { source, repo } = await openTarget(target);
+      const path = target.git.path;
+      for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+        progress.attempt = attempt;
+        ctx?.heartbeat(progress);
+        const head = await repo.fetch(source.branch);
+        const existing = await repo.findChange(head, token);
+        if (existing) {
+          // an earlier attempt pushed it and its answer was lost
+          const { before, after } = await linesOf(repo, target, existing);
+          await requestReconcile(source, token, target.context);
+          return { commit: existing, revision: revisionOf(source.branch, existing), changed: true, attempts: attempt - 1, lines: diffLines(before, after), source: publicSource(source, path) };
+        }
+        const text = await fileAt(repo, source, head, target);
+        const { fields } = locateFields(text, target, path);
+        const edits = fields.filter((f) => !holdsWant(f)).map((f) => ({ ...f, next: scalarText(f.want, f.style) }));
+        if (edits.length === 0) {
+          await requestReconcile(source, token, target.context);
+          return { commit: head, revision: revisionOf(source.branch, head), changed: false, attempts: attempt - 1, lines: [], source: publicSource(source, path) };
+        }
+        const lines = edits.map((e) => ({ key: e.key, line: e.line, before: e.text, after: e.next }));
+        const commit = await repo.commitFile(head, path, spliceFields(text, edits.map((e) => ({ start: e.start, end: e.end, text: e.next }))), commitMessage(target, source, release, token, lines), workerIdentity());
+        await hooks.afterRead?.(attempt, head);
+        if ((await repo.push(commit, source.branch)) === 'pushed') {
+          await requestReconcile(source, token, target.context);
+          return { commit, revision: revisionOf(source.branch, commit), changed: true, attempts: attempt, lines, source: publicSource(source, path) };
+        }
+        await sleep(backoff(attempt), ctx?.cancellationSignal);
       }
-      const text = await fileAt(repo, source, head, target);
-      const { fields } = locateFields(text, target, path);
-      const edits = fields.filter((f) => !holdsWant(f)).map((f) => ({ ...f, next: scalarText(f.want, f.style) }));
-      if (edits.length === 0) {
-        await requestReconcile(source, token, target.context);
-        return { commit: head, revision: revisionOf(source.branch, head), changed: false, attempts: attempt - 1, lines: [], source: publicSource(source, path) };
-      }
-      const lines = edits.map((e) => ({ key: e.key, line: e.line, before: e.text, after: e.next }));
-      const commit = await repo.commitFile(head, path, spliceFields(text, edits.map((e) => ({ start: e.start, end: e.end, text: e.next }))), commitMessage(target, source, release, token, lines), workerIdentity());
-      await hooks.afterRead?.(attempt, head);
-      if ((await repo.push(commit, source.branch)) === 'pushed') {
-        await requestReconcile(source, token, target.context);
-        return { commit, revision: revisionOf(source.branch, commit), changed: true, attempts: attempt, lines, source: publicSource(source, path) };
-      }
-      await sleep(backoff(attempt), ctx?.cancellationSignal);
-    }
-    throw ApplicationFailure.create({
-      type: GIT_PUSH_CONTENDED,
-      message: `${describeTarget(target)} (Git mode): branch ${source.branch} of ${source.url} moved before each of ${MAX_ATTEMPTS} pushes; will try again`,
+      throw ApplicationFailure.create({
+        type: GIT_PUSH_CONTENDED,
+        message: `${describeTarget(target)} (Git mode): branch ${source.branch} of ${source.url} moved before each of ${MAX_ATTEMPTS} pushes; will try again`,
+    });
     });
   } catch (err) {
     throw asFailure(err, target);
@@ -294,84 +316,87 @@ export async function revertChange(
   const ctx = activity();
   const path = target.git.path;
   try {
-    const { source, repo } = await openTarget(target);
-    const done = (r: Omit<GitReverted, 'revision' | 'source'>): GitReverted => ({ ...r, revision: revisionOf(source.branch, r.commit), source: publicSource(source, path) });
-    for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-      ctx?.heartbeat({ attempt });
-      const head = await repo.fetch(source.branch);
-      const ours = await repo.findChange(head, token);
-      const already = await repo.findChange(head, undoToken);
-      if (already) {
-        await requestReconcile(source, undoToken, target.context);
-        const { before, after } = await linesOf(repo, target, already);
-        return done({ commit: already, reverted: ours, restored: [], unchanged: [], attempts: attempt - 1, lines: diffLines(before, after) });
-      }
-      if (!ours) {
-        // the release's commit never reached the branch (or the file already had the values): nothing to undo
-        return done({ commit: head, restored: [], unchanged: [], attempts: attempt - 1, lines: [] });
-      }
-      const { before, after } = await linesOf(repo, target, ours);
-      const text = await repo.readFile(head, path);
-      const conflicts: GitConflict[] = [];
-      const restored: string[] = [];
-      const unchanged: string[] = [];
-      const edits: Array<{ start: number; end: number; text: string; key: string; line: number; from: string }> = [];
-      let current: LocatedField[] | undefined;
-      let unreadable: string | undefined;
-      if (text === null) unreadable = `${path} was deleted`;
-      else {
-        try {
-          current = locateFields(text, target, path).fields;
-        } catch (err) {
-          unreadable = (err as Error).message;
+    return await heartbeating(async (progress) => {
+      const { source, repo } = await openTarget(target);
+      const done = (r: Omit<GitReverted, 'revision' | 'source'>): GitReverted => ({ ...r, revision: revisionOf(source.branch, r.commit), source: publicSource(source, path) });
+      for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
+        progress.attempt = attempt;
+        ctx?.heartbeat(progress);
+        const head = await repo.fetch(source.branch);
+        const ours = await repo.findChange(head, token);
+        const already = await repo.findChange(head, undoToken);
+        if (already) {
+          await requestReconcile(source, undoToken, target.context);
+          const { before, after } = await linesOf(repo, target, already);
+          return done({ commit: already, reverted: ours, restored: [], unchanged: [], attempts: attempt - 1, lines: diffLines(before, after) });
         }
-      }
-      for (const a of after) {
-        const b = before.find((f) => f.key === a.key);
-        if (!b || sameValue(b.value, a.value)) continue; // a line the release did not change
-        const now = current?.find((f) => f.key === a.key);
-        if (now && sameValue(now.value, a.value)) {
-          edits.push({ start: now.start, end: now.end, text: b.text, key: a.key, line: now.line, from: now.text });
-          restored.push(a.key);
-        } else if (now && sameValue(now.value, b.value)) {
-          unchanged.push(a.key);
-        } else {
-          const by = await culprit(repo, target, ours, head, a.key, a.value);
-          conflicts.push({
-            key: `${a.key} in ${path} (branch ${source.branch})`,
-            found: now ? now.value : null,
-            wrote: a.value,
-            before: b.value,
-            changedBy: by ? describeCommit(by) : unreadable ? `unknown (${unreadable})` : 'unknown: no later commit on the branch changed it',
-            ...(by ? { commit: by } : {}),
+        if (!ours) {
+          // the release's commit never reached the branch (or the file already had the values): nothing to undo
+          return done({ commit: head, restored: [], unchanged: [], attempts: attempt - 1, lines: [] });
+        }
+        const { before, after } = await linesOf(repo, target, ours);
+        const text = await repo.readFile(head, path);
+        const conflicts: GitConflict[] = [];
+        const restored: string[] = [];
+        const unchanged: string[] = [];
+        const edits: Array<{ start: number; end: number; text: string; key: string; line: number; from: string }> = [];
+        let current: LocatedField[] | undefined;
+        let unreadable: string | undefined;
+        if (text === null) unreadable = `${path} was deleted`;
+        else {
+          try {
+            current = locateFields(text, target, path).fields;
+          } catch (err) {
+            unreadable = (err as Error).message;
+          }
+        }
+        for (const a of after) {
+          const b = before.find((f) => f.key === a.key);
+          if (!b || sameValue(b.value, a.value)) continue; // a line the release did not change
+          const now = current?.find((f) => f.key === a.key);
+          if (now && sameValue(now.value, a.value)) {
+            edits.push({ start: now.start, end: now.end, text: b.text, key: a.key, line: now.line, from: now.text });
+            restored.push(a.key);
+          } else if (now && sameValue(now.value, b.value)) {
+            unchanged.push(a.key);
+          } else {
+            const by = await culprit(repo, target, ours, head, a.key, a.value);
+            conflicts.push({
+              key: `${a.key} in ${path} (branch ${source.branch})`,
+              found: now ? now.value : null,
+              wrote: a.value,
+              before: b.value,
+              changedBy: by ? describeCommit(by) : unreadable ? `unknown (${unreadable})` : 'unknown: no later commit on the branch changed it',
+              ...(by ? { commit: by } : {}),
+            });
+          }
+        }
+        if (conflicts.length) {
+          throw ApplicationFailure.create({
+            type: UNDO_CONFLICT,
+            nonRetryable: true,
+            message:
+              `not reverted, changed in Git since release ${release.name} committed ${ours.slice(0, 12)}: ` +
+              conflicts.map((c) => `${c.key} is ${JSON.stringify(c.found)}, not ${JSON.stringify(c.wrote)} (${c.changedBy})`).join('; ') +
+              '; nothing was committed',
+            details: [{ conflicts, restored: [], unchanged, reverted: ours }],
           });
         }
+        if (edits.length === 0) {
+          await requestReconcile(source, undoToken, target.context);
+          return done({ commit: head, reverted: ours, restored, unchanged, attempts: attempt - 1, lines: [] });
+        }
+        const lines = edits.map((e) => ({ key: e.key, line: e.line, before: e.from, after: e.text }));
+        const commit = await repo.commitFile(head, path, spliceFields(text!, edits), revertMessage(target, release, undoToken, await repo.describe(ours), lines, input.reason), workerIdentity());
+        await hooks.afterRead?.(attempt, head);
+        if ((await repo.push(commit, source.branch)) === 'pushed') {
+          await requestReconcile(source, undoToken, target.context);
+          return done({ commit, reverted: ours, restored, unchanged, attempts: attempt, lines });
+        }
+        await sleep(backoff(attempt), ctx?.cancellationSignal);
       }
-      if (conflicts.length) {
-        throw ApplicationFailure.create({
-          type: UNDO_CONFLICT,
-          nonRetryable: true,
-          message:
-            `not reverted, changed in Git since release ${release.name} committed ${ours.slice(0, 12)}: ` +
-            conflicts.map((c) => `${c.key} is ${JSON.stringify(c.found)}, not ${JSON.stringify(c.wrote)} (${c.changedBy})`).join('; ') +
-            '; nothing was committed',
-          details: [{ conflicts, restored: [], unchanged, reverted: ours }],
-        });
-      }
-      if (edits.length === 0) {
-        await requestReconcile(source, undoToken, target.context);
-        return done({ commit: head, reverted: ours, restored, unchanged, attempts: attempt - 1, lines: [] });
-      }
-      const lines = edits.map((e) => ({ key: e.key, line: e.line, before: e.from, after: e.text }));
-      const commit = await repo.commitFile(head, path, spliceFields(text!, edits), revertMessage(target, release, undoToken, await repo.describe(ours), lines, input.reason), workerIdentity());
-      await hooks.afterRead?.(attempt, head);
-      if ((await repo.push(commit, source.branch)) === 'pushed') {
-        await requestReconcile(source, undoToken, target.context);
-        return done({ commit, reverted: ours, restored, unchanged, attempts: attempt, lines });
-      }
-      await sleep(backoff(attempt), ctx?.cancellationSignal);
-    }
-    throw ApplicationFailure.create({ type: GIT_PUSH_CONTENDED, message: `${describeTarget(target)} (Git mode): branch ${source.branch} of ${source.url} moved before each of ${MAX_ATTEMPTS} undo pushes; will try again` });
+      throw ApplicationFailure.create({ type: GIT_PUSH_CONTENDED, message: `${describeTarget(target)} (Git mode): branch ${source.branch} of ${source.url} moved before each of ${MAX_ATTEMPTS} undo pushes; will try again` });
+    });
   } catch (err) {
     throw asFailure(err, target);
   }
