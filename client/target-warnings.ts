@@ -8,6 +8,7 @@ import { existsSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { fluxWarnings } from '../activities/flux/preflight.ts';
+import { gitOwnership } from '../activities/flux/ownership.ts';
 import { fluxRef, getFlux } from '../activities/flux/resource.ts';
 import type { FluxTarget } from '../activities/flux/types.ts';
 
@@ -43,6 +44,11 @@ export async function checkFluxTargets(targets: FluxTarget[]): Promise<TargetChe
       try {
         const obj = await withTimeout(getFlux(fluxRef(t)), what);
         out.warnings.push(...fluxWarnings(t, obj));
+        // live mode on a field a parent applies from Git: the release's preflight will refuse it
+        const own = t.git || t.acceptDrift ? undefined : gitOwnership(t, obj);
+        if (own?.owned.length && !own.exempt) {
+          out.warnings.push(`${what}: ${own.owned.join(', ')} is applied from Git by Flux Kustomization ${own.parent ?? '(a parent)'}, so preflight will refuse a live patch: release it in Git mode (git.path), or set acceptDrift: true`);
+        }
       } catch (err) {
         out.notChecked.push(`${what} not checked: ${(err as Error).message}`);
       }
