@@ -6,7 +6,7 @@
  */
 import { workflowInfo } from '@temporalio/workflow';
 import type { FluxWritten } from '../activities/flux/readiness.ts';
-import type { FluxPrevious } from '../activities/flux/types.ts';
+import type { FluxPrevious, KustomizeImage } from '../activities/flux/types.ts';
 import type { RolloutExpectation } from '../activities/kube/rollout.ts';
 import { gateSummary, gateTiming, type PlanStep } from '../release-spec/plan.ts';
 import type { DeploymentRef, FluxTarget } from '../release-spec/schema.ts';
@@ -85,6 +85,16 @@ async function restoreFlux(run: Run, index: number, target: FluxTarget, previous
   run.release.recordGate(index, flux);
   // the rollouts back: images the restore put back tell which template is the restored one
   const restoredImages = previous.kind === 'Kustomization' ? Object.values(previous.images).filter((i): i is NonNullable<typeof i> => i !== null) : [];
+  await waitRolloutsBack(run, index, target, restoredImages, written);
+}
+
+/**
+ * After a Flux undo was applied: every rollout gate of the release in the target's cluster waits
+ * for the restored template (the restored images tell it; else what Flux says of `written`), for
+ * Deployments the target manages. Also used by the Git-mode undo (git-mode.ts).
+ */
+export async function waitRolloutsBack(run: Run, index: number, target: FluxTarget, restoredImages: KustomizeImage[], written: FluxWritten): Promise<void> {
+  const spec = run.release.input.spec.spec;
   for (const [name, g] of Object.entries(spec.gates)) {
     if (!g.rollout || !sameContext(g.rollout, target)) continue;
     const timing = gateTiming(g);

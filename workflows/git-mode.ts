@@ -15,6 +15,7 @@ import type { KustomizeImage } from '../activities/flux/types.ts';
 import { gateTiming, type PlanStep } from '../release-spec/plan.ts';
 import type { FluxTarget } from '../release-spec/schema.ts';
 import { gates, reads, undo, writes } from './activities.ts';
+import { waitRolloutsBack } from './flux.ts';
 import type { Run } from './steps.ts';
 
 type FluxStep = Extract<PlanStep, { kind: 'flux' }>;
@@ -47,7 +48,9 @@ export async function applyFluxGit(run: Run, index: number, step: FluxStep, targ
     after: target.kind === 'Kustomization' ? target.images : target.values,
   });
   const summary = `revert ${path} in Git for ${where(target)}`;
-  run.saga.add({ change, summary, run: () => revertGit(run, index, target, token, release, summary) });
+  // the images the revert puts back, so the rollouts back can be told from the released template
+  const restoredImages = target.kind === 'Kustomization' ? imagesOf(before.fields) : [];
+  run.saga.add({ change, summary, run: () => revertGit(run, index, target, token, release, summary, restoredImages) });
   const committed = await writes.fluxGitCommit.executeWithOptions({ summary: `${step.summary} (commit to ${path})`, startToCloseTimeout: '5m', heartbeatTimeout: '1m' }, [{ target, token, release }]);
   commits(run).set(target.id, committed);
   run.release.updateChange(change, {
@@ -62,7 +65,7 @@ export async function applyFluxGit(run: Run, index: number, step: FluxStep, targ
 /** The fluxReady gate of a Git-mode target: Flux applied the release's commit. */
 export function fluxGitGate(run: Run, name: string, target: FluxTarget & GitTarget, timing: { timeoutMs: number; intervalMs: number; successes: number }, options: { summary: string; startToCloseTimeout: number; heartbeatTimeout: number }): Promise<GateResult> {
   const committed = commits(run).get(target.id)!;
-  return gates.fluxGitReadyGate.executeWithOptions(options, [{ gate: name, target, commit: committed.commit, source: committed.source, ...timing }]);
+  return gates.fluxGitReadyGate.executeWithOptions(options, [{ gate: name, target, commit: committed.commit, token: committed.token, source: committed.source, ...timing }]);
 }
 
 /**
@@ -81,18 +84,35 @@ export function gitImages(run: Run, deployment: { context?: string }): Kustomize
  * (UndoConflict, naming the commit, when someone changed one since), then the wait for Flux to
  * apply it. A failing wait fails the compensation: RollbackFailed, a person retries or skips.
  */
-async function revertGit(run: Run, index: number, target: FluxTarget & GitTarget, token: string, release: ReleaseIdentity, summary: string): Promise<void> {
+async function revertGit(run: Run, index: number, target: FluxTarget & GitTarget, token: string, release: ReleaseIdentity, summary: string, restoredImages: KustomizeImage[]): Promise<void> {
   const maximumAttempts = run.release.input.spec.spec.rollback.maxAttempts;
-  const reverted = await undo.fluxGitRevert.executeWithOptions({ summary, startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry: { maximumAttempts } }, [{ target, token, undoToken: `${token}/undo`, release }]);
+  const undoToken = `${token}/undo`;
+  const reverted = await undo.fluxGitRevert.executeWithOptions({ summary, startToCloseTimeout: '5m', heartbeatTimeout: '1m', retry: { maximumAttempts } }, [{ target, token, undoToken, release }]);
   if (reverted.reverted === undefined) return; // the release's commit never reached the branch
+  // a target that was not Ready before the release is restored without the wait (as in live mode)
+  if (run.readyBefore.get(target.id) === false) return;
   const spec = run.release.input.spec.spec;
   const readyGate = Object.entries(spec.gates).find(([, g]) => g.fluxReady?.target === target.id);
   const timing = readyGate ? gateTiming(readyGate[1]) : REVERT_WAIT;
   const result = await gates.fluxGitReadyGate.executeWithOptions(
     { summary: `wait for Flux to apply the revert of ${target.git.path} (${reverted.commit.slice(0, 12)})`, startToCloseTimeout: timing.timeoutMs + timing.intervalMs + 60_000, heartbeatTimeout: timing.intervalMs + 60_000 },
-    [{ gate: `rollback/${readyGate?.[0] ?? target.id}`, target, commit: reverted.commit, source: reverted.source, ...timing, successes: 1 }],
+    [{ gate: `rollback/${readyGate?.[0] ?? target.id}`, target, commit: reverted.commit, token: reverted.token, source: reverted.source, ...timing, successes: 1 }],
   );
   run.release.recordGate(index, result);
+  await waitRolloutsBack(run, index, target, restoredImages, { token: undoToken, specChanged: true });
+}
+
+/** `spec.images[NAME].newTag` = "2.0.0" … → the images entries as they were before the release. */
+function imagesOf(fields: Array<{ key: string; value: unknown }>): KustomizeImage[] {
+  const byName = new Map<string, KustomizeImage>();
+  for (const f of fields) {
+    const m = /images\[(.+)\]\.(newTag|digest|newName)$/.exec(f.key);
+    if (!m || typeof f.value !== 'string') continue;
+    const entry = byName.get(m[1]!) ?? { name: m[1]! };
+    entry[m[2] as 'newTag' | 'digest' | 'newName'] = f.value;
+    byName.set(m[1]!, entry);
+  }
+  return [...byName.values()];
 }
 
 export type { GitCommitted };

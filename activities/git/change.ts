@@ -48,6 +48,8 @@ export interface ChangedLine {
 export interface GitCommitted {
   /** the commit whose tree holds the change (the branch head when the file already had it) */
   commit: string;
+  /** the change's token: the commit's trailer and the reconcile request (reconcile.fluxcd.io/requestedAt) */
+  token: string;
   /** as source-controller reports it: `<branch>@sha1:<commit>` */
   revision: string;
   /** false when the file already held the values: no commit was needed */
@@ -61,6 +63,8 @@ export interface GitCommitted {
 export interface GitReverted {
   /** the undo commit, or the head when there was nothing to undo */
   commit: string;
+  /** the undo's token (trailer and reconcile request) */
+  token: string;
   revision: string;
   /** the release's own commit that was undone (undefined: it never reached the branch) */
   reverted?: string;
@@ -235,21 +239,21 @@ export async function commitChange(
           // an earlier attempt pushed it and its answer was lost
           const { before, after } = await linesOf(repo, target, existing);
           await requestReconcile(source, token, target.context);
-          return { commit: existing, revision: revisionOf(source.branch, existing), changed: true, attempts: attempt - 1, lines: diffLines(before, after), source: publicSource(source, path) };
+          return { commit: existing, token, revision: revisionOf(source.branch, existing), changed: true, attempts: attempt - 1, lines: diffLines(before, after), source: publicSource(source, path) };
         }
         const text = await fileAt(repo, source, head, target);
         const { fields } = locateFields(text, target, path);
         const edits = fields.filter((f) => !holdsWant(f)).map((f) => ({ ...f, next: scalarText(f.want, f.style) }));
         if (edits.length === 0) {
           await requestReconcile(source, token, target.context);
-          return { commit: head, revision: revisionOf(source.branch, head), changed: false, attempts: attempt - 1, lines: [], source: publicSource(source, path) };
+          return { commit: head, token, revision: revisionOf(source.branch, head), changed: false, attempts: attempt - 1, lines: [], source: publicSource(source, path) };
         }
         const lines = edits.map((e) => ({ key: e.key, line: e.line, before: e.text, after: e.next }));
         const commit = await repo.commitFile(head, path, spliceFields(text, edits.map((e) => ({ start: e.start, end: e.end, text: e.next }))), commitMessage(target, source, release, token, lines), workerIdentity());
         await hooks.afterRead?.(attempt, head);
         if ((await repo.push(commit, source.branch)) === 'pushed') {
           await requestReconcile(source, token, target.context);
-          return { commit, revision: revisionOf(source.branch, commit), changed: true, attempts: attempt, lines, source: publicSource(source, path) };
+          return { commit, token, revision: revisionOf(source.branch, commit), changed: true, attempts: attempt, lines, source: publicSource(source, path) };
         }
         await sleep(backoff(attempt), ctx?.cancellationSignal);
       }
@@ -318,7 +322,7 @@ export async function revertChange(
   try {
     return await heartbeating(async (progress) => {
       const { source, repo } = await openTarget(target);
-      const done = (r: Omit<GitReverted, 'revision' | 'source'>): GitReverted => ({ ...r, revision: revisionOf(source.branch, r.commit), source: publicSource(source, path) });
+      const done = (r: Omit<GitReverted, 'revision' | 'source' | 'token'>): GitReverted => ({ ...r, token: undoToken, revision: revisionOf(source.branch, r.commit), source: publicSource(source, path) });
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
         progress.attempt = attempt;
         ctx?.heartbeat(progress);

@@ -11,13 +11,17 @@
  *
  * It fails at once, quoting Flux, when Flux tried the commit (lastAttemptedRevision reaches it)
  * and reports Ready=False for a reason it does not retry by itself, or when the target fails its
- * own reconcile of the new spec (evaluateFlux). Ancestry is decided by git in the worker's copy
+ * own reconcile of the new spec. For that, once the parent applied the commit, the gate asks the
+ * target to reconcile with the change's token (`reconcile.fluxcd.io/requestedAt`): a failure
+ * counts only from a reconcile that handled that request (evaluateFlux), never from one of the
+ * previous spec still finishing — the race of a rollback right after a failed release. Ancestry is decided by git in the worker's copy
  * of the repository (fetched when Flux reports a commit it has not seen yet).
  */
 import { pollGate } from '../gates/poll.ts';
 import type { CheckOutcome, GateResult } from '../gates/result.ts';
 import { evaluateFlux } from '../flux/readiness.ts';
-import { fluxRef, getFlux, type FluxCondition, type FluxObject } from '../flux/resource.ts';
+import { REQUESTED_AT, fluxOp, fluxRef, getFlux, mergePatchFlux, type FluxCondition, type FluxObject } from '../flux/resource.ts';
+import { kubeCall } from '../kube/errors.ts';
 import type { GitAuth } from './cli.ts';
 import type { GitTarget } from './change.ts';
 import { pushAuth } from './credentials.ts';
@@ -29,6 +33,8 @@ export interface FluxGitReadyInput {
   target: GitTarget;
   /** the commit Flux must apply, and where it is (from fluxGitCommit / fluxGitRevert) */
   commit: string;
+  /** the change's reconcile token (fluxGitCommit / fluxGitRevert `token`): the target's own request carries it */
+  token: string;
   source: { applier: ObjectRef; appliesItself: boolean; url: string; branch: string };
   timeoutMs: number;
   intervalMs: number;
@@ -85,9 +91,13 @@ export async function fluxGitReadyGateActivity(input: FluxGitReadyInput): Promis
     if (source.appliesItself) {
       return { status: 'pass', observed, reason: `${applierText} applied ${st.lastAppliedRevision} (has commit ${short}): ${describe(ready)}` };
     }
-    const obj: FluxObject = await getFlux(fluxRef(target));
+    const ref = fluxRef(target);
+    let obj: FluxObject = await getFlux(ref);
     generation ??= obj.metadata.generation;
-    const outcome = evaluateFlux(target.kind, obj, { token: '', generation, specChanged: true });
+    if (obj.metadata.annotations?.[REQUESTED_AT] !== input.token && obj.status?.lastHandledReconcileAt !== input.token) {
+      obj = await kubeCall(fluxOp(ref, 'patch'), () => mergePatchFlux(ref, { metadata: { annotations: { [REQUESTED_AT]: input.token } } }));
+    }
+    const outcome = evaluateFlux(target.kind, obj, { token: input.token, generation, specChanged: true });
     const both = { ...observed, target: outcome.observed ?? null };
     if (outcome.status === 'wait') return { status: 'wait', observed: both, reason: `${applierText} applied ${st.lastAppliedRevision}; ${outcome.reason}` };
     if (outcome.status === 'fail') return { status: 'fail', observed: both, reason: `${applierText} applied ${st.lastAppliedRevision}, but ${outcome.reason}` };

@@ -70,8 +70,8 @@ async function until<T>(what: string, probe: () => Promise<T>, ok: (v: T) => boo
   }
 }
 
-const gate = (target: GitTarget, committed: { commit: string; source: gitActs.GitCommitted['source'] }) =>
-  runActivity(gitActs.fluxGitReadyGate, { gate: 'ready', target, commit: committed.commit, source: committed.source, timeoutMs: 240_000, intervalMs: 1_000 });
+const gate = (target: GitTarget, committed: { commit: string; token: string; source: gitActs.GitCommitted['source'] }) =>
+  runActivity(gitActs.fluxGitReadyGate, { gate: 'ready', target, commit: committed.commit, token: committed.token, source: committed.source, timeoutMs: 240_000, intervalMs: 1_000 });
 
 const identity = (name: string) => ({ name: `${name}-rel`, app: name, version: '1.1.0', startedBy: 'git-mode-test' });
 

@@ -139,10 +139,11 @@ describe('releases in Git mode', () => {
     const app = names.broken;
     const path = appManifestPath({ name: app });
     const before = await readRepoFile(layout.repo, path);
-    const handle = await startRelease(tw.client, release(app, { tag: '1.1.0-broken' }), { taskQueue: tw.taskQueue });
+    const gates = { ready: { fluxReady: { target: 'web' }, timeout: '4m', interval: '1s' }, rollout: { rollout: { namespace: appNs, name: app }, timeout: '4m', interval: '1s' } };
+    const handle = await startRelease(tw.client, release(app, { tag: '1.1.0-broken', gates }), { taskQueue: tw.taskQueue });
     const { message, status } = await failed(handle);
     assert.equal(status.phase, 'RolledBack', status.error);
-    assert.match(message, /gate ready \(fluxReady\) failed: .*HealthCheckFailed/);
+    assert.match(message, /gate (ready \(fluxReady\) failed: .*HealthCheckFailed|rollout \(rollout\) failed: .*exceeded its progress deadline)/);
     const released = gitOf(status).commit;
     const log = await repoLog(layout.repo);
     const revert = log.find((c) => c.parents[0] === released && /^Revert release /.test(c.subject));
@@ -152,6 +153,8 @@ describe('releases in Git mode', () => {
     assert.equal(await readRepoFile(layout.repo, path, revert.sha), before, 'the file is byte for byte what it was');
     const wait = status.gates.find((g) => g.gate === 'rollback/ready');
     assert.equal(wait?.ok, true, `the rollback waited for Flux to apply the revert: ${JSON.stringify(wait)}`);
+    const back = status.gates.find((g) => g.gate === 'rollback/rollout');
+    assert.equal(back?.ok, true, `and for the rollout back to the restored template: ${JSON.stringify(back)}`);
     assert.equal(await image(app), `${WEB}:1.0.0`);
     const child = await getFluxObject(fluxGroups.kustomization, appNs, app, kc);
     assert.deepEqual(child.spec.images, [{ name: WEB, newTag: '1.0.0' }]);
