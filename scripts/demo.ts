@@ -271,7 +271,7 @@ function gitSummary(status: ReleaseStatus): string {
   return [
     out.bold('Git:'),
     `  commit      ${git ? `${git.commit} to ${git.path} (${GIT_LAYOUT.repo}, branch main)` : 'none (the release stopped before it)'}`,
-    `  Flux        applied ${applied('web-ready') ?? 'not seen'}`,
+    `  Flux        ${applied('web-ready') ? `applied ${applied('web-ready')}` : 'did not report the commit applied (the release failed first)'}`,
     ...(applied('rollback/web-ready') ? [`  rollback    Flux applied the revert: ${applied('rollback/web-ready')}`] : []),
   ].join('\n');
 }

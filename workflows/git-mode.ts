@@ -37,7 +37,9 @@ const commits = (run: Run) => (run.gitCommits ??= new Map());
 export async function applyFluxGit(run: Run, index: number, step: FluxStep, target: FluxTarget & GitTarget): Promise<void> {
   const path = target.git.path;
   const before = await reads.fluxGitSnapshot.executeWithOptions({ summary: `read ${path} in Git for ${where(target)}` }, [target]);
-  const token = `${workflowInfo().workflowId}/${workflowInfo().runId.slice(0, 8)}/${index}`;
+  // the whole run id: run ids are UUIDv7, whose first characters are a timestamp shared by runs
+  // started within the same minute, and this token finds the release's commit on the branch
+  const token = `${workflowInfo().workflowId}/${workflowInfo().runId}/${index}`;
   const release = releaseIdentity(run);
   const change = run.release.addChange({
     step: index,

@@ -133,6 +133,14 @@ describe('releases in Git mode', () => {
     const child = await getFluxObject(fluxGroups.kustomization, appNs, app, kc);
     assert.deepEqual(child.spec.images, [{ name: WEB, newTag: '1.1.0' }], 'the parent applies what Git says, and Git says 1.1.0');
     assert.equal(await image(app), `${WEB}:1.1.0`);
+
+    // the next release of the same app (same workflow id, a run started within the minute) makes its own commit
+    const next = (await (await startRelease(tw.client, release(app, { tag: '1.1.1' }), { taskQueue: tw.taskQueue })).result()) as ReleaseStatus;
+    assert.equal(next.phase, 'Succeeded', next.error);
+    assert.notEqual(gitOf(next).commit, git.commit);
+    assert.equal((await repoLog(layout.repo)).find((c) => c.sha === gitOf(next).commit)?.parents.length, 1);
+    assert.match((await readRepoFile(layout.repo, path, gitOf(next).commit))!, /newTag: 1\.1\.1/);
+    assert.equal(await image(app), `${WEB}:1.1.1`);
   });
 
   it('rolls back with a revert commit: the repository content is as before and Flux applies it', async () => {
