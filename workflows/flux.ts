@@ -34,7 +34,7 @@ export async function applyFlux(run: Run, index: number, step: FluxStep): Promis
   // Git mode commits to the repository Flux reads instead of patching the live object (git-mode.ts)
   if (isGitMode(target)) return applyFluxGit(run, index, step, target);
   const previous = await reads.fluxSnapshot.executeWithOptions({ summary: `read ${where(target)}` }, [target]);
-  const token = `${workflowInfo().workflowId}/${workflowInfo().runId.slice(0, 8)}/${index}`;
+  const token = `${workflowInfo().workflowId}/${workflowInfo().runId}/${index}`;
   const change = run.release.addChange({ step: index, system: 'flux', target: target.id, summary: step.summary, before: previous, after: target.kind === 'Kustomization' ? target.images : target.values });
   run.saga.add({ change, summary: `restore ${where(target)}`, run: () => restoreFlux(run, index, target, previous, `${token}/undo`) });
   // until the pin returns, gates know only the token (a retried pin may find its spec in place)
