@@ -47,6 +47,7 @@ COPY --from=deps --chown=root:root /app/node_modules ./node_modules
 COPY --chown=root:root package.json package-lock.json ./
 COPY --chown=root:root activities ./activities
 COPY --chown=root:root client ./client
+COPY --chown=root:root policy ./policy
 COPY --chown=root:root release-spec ./release-spec
 COPY --chown=root:root worker ./worker
 COPY --chown=root:root workflows ./workflows
@@ -55,9 +56,11 @@ COPY --chown=root:root workflows ./workflows
 # (~/.chef/credentials) and a kubeconfig when not running in-cluster.
 RUN mkdir -p /etc/hybrid-release/chef /home/node/.chef /home/node/.kube \
     && chown -R node:node /home/node
-# Git mode commits with the git binary (activities/git/cli.ts explains why not a library).
+# Git mode commits with the git binary (activities/git/cli.ts explains why not a library); the
+# CLI in this image signs approvers' decisions with ssh-keygen (the worker verifies them in
+# policy/sshsig.ts and needs no OpenSSH).
 RUN apt-get update \
-    && apt-get install -y --no-install-recommends git ca-certificates \
+    && apt-get install -y --no-install-recommends git openssh-client ca-certificates \
     && rm -rf /var/lib/apt/lists/*
 # The image's `node` user (uid/gid 1000), by number so Kubernetes can verify runAsNonRoot.
 USER 1000:1000
