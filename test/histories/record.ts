@@ -33,7 +33,9 @@ async function save(name: string, handle: WorkflowHandle) {
   await handle.result().catch((err) => {
     if (!(err instanceof WorkflowFailedError)) throw err;
   });
-  const file = new URL(`${name}.json`, import.meta.url);
+  // releaseV2's histories carry the v2- prefix; the unprefixed ones are the retired first-stage
+  // workflow's, kept so its running releases stay replayable
+  const file = new URL(`v2-${name}.json`, import.meta.url);
   await writeFile(file, historyToJSON(await handle.fetchHistory()));
   console.log(`recorded ${file.pathname}`);
 }
@@ -51,7 +53,7 @@ try {
   await sendCommand(aborted, 'abort', { by: 'alice', reason: 'errors' });
   await save('canary-aborted', aborted);
 
-  world.failures.fluxApply = { times: 1, message: 'apply failed' };
+  world.failures.fluxPin = { times: 1, message: 'apply failed' };
   world.failures.chefRestore = { times: 1, message: 'Chef server answered 503' };
   const stuck = await startRelease(tw.client, input(`rollback-retried-${suffix}`, { rollback: { maxAttempts: 1 } }), { taskQueue: tw.taskQueue });
   await until(stuck, 'RollbackFailed');
