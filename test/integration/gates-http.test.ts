@@ -139,11 +139,11 @@ describe('httpGate against a real HTTP server', () => {
 
     it('fails at once, naming the reference, when the variable is not set', async () => {
       app.set(needsToken);
-      const started = Date.now();
-      const err = await rejection(run({ http: { url: app.url, headers: { 'X-Api-Key': { env: 'GATES_TEST_UNSET_TOKEN' } } }, timeoutMs: 5_000 }));
+      // a deadline far beyond the run: the first check found it
+      const err = await rejection(run({ http: { url: app.url, headers: { 'X-Api-Key': { env: 'GATES_TEST_UNSET_TOKEN' } } }, timeoutMs: 30 * 60_000 }));
       assert.equal(err.type, GATE_FAILED);
       assert.equal(details(err).reason, 'header X-Api-Key: environment variable GATES_TEST_UNSET_TOKEN is not set on the worker');
-      assert.ok(Date.now() - started < 1_000);
+      assert.equal(details(err).checks, 1);
     });
 
     it('with a wrong value, reports the status without echoing the value', async () => {

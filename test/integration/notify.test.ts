@@ -16,21 +16,33 @@ interface Received {
   body: unknown;
 }
 
+/** When the receiver got each request (its own clock: what the retry policy is judged by), and when the sender gave up on it (closed the connection unanswered). */
+interface Arrival {
+  at: number;
+  abandonedAt?: number;
+}
+
 /** A real webhook receiver; `answer` decides the response to the n-th request (1-based). */
 async function receiver(answer: (n: number, req: IncomingMessage, res: ServerResponse) => void = (_n, _q, res) => res.writeHead(204).end()) {
   const got: Received[] = [];
+  const arrivals: Arrival[] = [];
   const server = createServer((req, res) => {
     let text = '';
     req.setEncoding('utf8');
     req.on('data', (c: string) => (text += c));
     req.on('end', () => {
+      const arrival: Arrival = { at: performance.now() };
       got.push({ method: req.method ?? '', path: req.url ?? '', contentType: req.headers['content-type'], body: JSON.parse(text || 'null') });
+      arrivals.push(arrival);
+      res.once('close', () => {
+        if (!res.writableFinished) arrival.abandonedAt = performance.now();
+      });
       answer(got.length, req, res);
     });
   });
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
   const url = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
-  return { url, got, server };
+  return { url, got, arrivals, server };
 }
 const close = (s: Server) => new Promise<void>((resolve) => { s.closeAllConnections(); s.close(() => resolve()); });
 
@@ -109,11 +121,13 @@ describe('notify (webhooks) against real HTTP receivers', () => {
   it('retries a receiver that errors, and stops once it answers', async () => {
     const flaky = await receiver((k, _q, res) => res.writeHead(k < 3 ? 503 : 200).end());
     try {
-      const started = Date.now();
       const { result } = run([envRef(flaky.url)]);
       assert.deepEqual(await result, { delivered: 1, failed: 0 });
-      assert.equal(flaky.got.length, 3);
-      assert.ok(Date.now() - started >= 1_400, 'backed off between attempts');
+      assert.equal(flaky.got.length, 3, 'three attempts: two 503s, then the 200');
+      // the policy's backoff (0.5 s, then 1 s) as the receiver saw it: lower bounds, never a speed limit
+      const [a, b, c] = flaky.arrivals.map((g) => g.at) as [number, number, number];
+      assert.ok(b - a >= 450, `backed off ~0.5 s before the second attempt (${Math.round(b - a)} ms)`);
+      assert.ok(c - b >= 950, `backed off ~1 s before the third attempt (${Math.round(c - b)} ms)`);
     } finally {
       await close(flaky.server);
     }
@@ -144,12 +158,14 @@ describe('notify (webhooks) against real HTTP receivers', () => {
   it('a receiver that never answers is given up on within a bounded time', async () => {
     const hung = await receiver(() => {});
     try {
-      const started = Date.now();
-      const { result } = run([envRef(hung.url)]);
+      const { result, logs } = run([envRef(hung.url)]);
       assert.deepEqual(await result, { delivered: 0, failed: 1 });
-      const took = Date.now() - started;
-      assert.equal(hung.got.length, 3);
-      assert.ok(took < 20_000, `3 attempts of 5 s plus backoff (took ${took} ms)`);
+      assert.equal(hung.got.length, 3, 'three attempts, then it gave up');
+      // each attempt was abandoned by the sender (its per-attempt timeout), not answered
+      for (const g of hung.arrivals) assert.ok(g.abandonedAt !== undefined && g.abandonedAt - g.at >= 4_900, `the sender waited its 5 s, then gave up on the attempt`);
+      const warning = logs.find((l) => l.level === 'WARN')!;
+      assert.equal((warning.meta as { attempts: number }).attempts, 3);
+      assert.equal(warning.message, 'webhook not delivered: no response within 5s');
     } finally {
       await close(hung.server);
     }

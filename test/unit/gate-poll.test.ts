@@ -56,27 +56,24 @@ describe('pollGate', () => {
     const result = await poll(quiet(), { timeoutMs: 1_000, intervalMs: 1_000, successes: 1 }, check);
     assert.equal(result.ok, true);
     assert.equal(result.checks, 1);
-    assert.ok(result.elapsedMs < 500);
   });
 
   it('fails at once on a hard failure, with the observed value and reason', async () => {
     const { check, calls } = scripted(pass(1), { status: 'fail', reason: 'error rate 0.4', observed: 0.4 }, pass(3));
-    const started = Date.now();
+    // a deadline far beyond the test: found by the second check, not by running out of time
     const err = await failure(poll(quiet(), { timeoutMs: 60_000, intervalMs: 20, successes: 5 }, check));
     assert.equal(err.type, GATE_FAILED);
     assert.equal(err.nonRetryable, true);
     assert.match(err.message, /gate g \(test\) failed: error rate 0.4/);
     const result = err.details?.[0] as GateResult;
     assert.deepEqual({ ok: result.ok, observed: result.observed, reason: result.reason, checks: result.checks }, { ok: false, observed: 0.4, reason: 'error rate 0.4', checks: 2 });
-    assert.equal(calls.length, 2);
-    assert.ok(Date.now() - started < 1_000, 'did not wait for the deadline');
+    assert.equal(calls.length, 2, 'no check after the failure');
   });
 
   it('fails at the deadline with the last observed value', async () => {
     const { check, calls } = scripted(wait(1), wait(2), wait(3), wait(4), wait(5), wait(6), wait(7), wait(8), wait(9), wait(10));
     const started = Date.now();
     const err = await failure(poll(quiet(), { timeoutMs: 250, intervalMs: 50, successes: 1 }, check));
-    const took = Date.now() - started;
     assert.equal(err.type, GATE_TIMED_OUT);
     assert.equal(err.nonRetryable, true);
     const result = err.details?.[0] as GateResult;
@@ -84,8 +81,10 @@ describe('pollGate', () => {
     assert.equal(result.observed, calls.length);
     assert.equal(result.reason, `not yet ${calls.length}`);
     assert.match(err.message, new RegExp(`did not pass within 0s: not yet ${calls.length}`));
-    assert.ok(took >= 240 && took < 1_000, `ended at the deadline (took ${took} ms)`);
-    assert.ok(calls.length >= 5 && calls.length <= 7, `checked every interval, including at the deadline (${calls.length} checks)`);
+    assert.equal(result.checks, calls.length);
+    // not before the deadline (a lower bound; how much later depends on the machine's load)
+    assert.ok(calls.at(-1)! - started >= 240, 'the last check is at the deadline');
+    for (let i = 1; i < calls.length; i++) assert.ok(calls[i]! - calls[i - 1]! >= 40, 'checks are an interval apart');
   });
 
   it('says so when it ran out of time in the middle of a passing streak', async () => {
@@ -134,17 +133,18 @@ describe('pollGate', () => {
     const result = await poll(env, { timeoutMs: 5_000, intervalMs: 600, successes: 1 }, check);
     assert.equal(result.ok, true);
     const duringSleep = beats.filter((b) => b.checks === 1).length;
-    assert.ok(duringSleep >= 6, `a 600 ms pause with a 150 ms heartbeat timeout needs several heartbeats (got ${duringSleep})`);
+    assert.ok(duringSleep >= 2, `the pause between checks heartbeats, not only the checks (got ${duringSleep})`);
     assert.ok(beats.every((b) => b.startedAt === beats[0]!.startedAt), 'the start time travels in every heartbeat');
   });
 
-  it('stops promptly when the activity is cancelled', async () => {
-    const { check } = scripted(wait(1));
+  // an interval and deadline of an hour: only the cancellation can end this poll (a poll that
+  // ignored it would hang until the test's own timeout)
+  it('stops when the activity is cancelled, in the middle of its wait', { timeout: 120_000 }, async () => {
+    const { check, calls } = scripted(wait(1));
     const env = quiet();
-    const running = poll(env, { timeoutMs: 60_000, intervalMs: 10_000, successes: 1 }, check);
+    const running = poll(env, { timeoutMs: 3_600_000, intervalMs: 3_600_000, successes: 1 }, check);
     setTimeout(() => env.cancel(), 100);
-    const started = Date.now();
     await assert.rejects(running, (err) => err instanceof CancelledFailure);
-    assert.ok(Date.now() - started < 2_000);
+    assert.equal(calls.length, 1, 'one check, then the cancelled wait');
   });
 });

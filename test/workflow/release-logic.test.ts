@@ -11,6 +11,7 @@ import { type ReleaseStatus, statusQuery, SIGNALS } from '../../workflows/messag
 import { fakeActivities, newWorld, type World, worldRelease } from '../support/fake-world.ts';
 import { uniqueName } from '../support/env.ts';
 import { startTestWorker, type TestWorker } from '../support/temporal.ts';
+import { waitForPhase } from '../support/wait.ts';
 
 let tw: TestWorker;
 let world: World;
@@ -28,16 +29,6 @@ const canary = (app: string, steps: unknown[], gates: Record<string, unknown> = 
 
 function reset() {
   Object.assign(world, newWorld(), { calls: [] });
-}
-
-async function waitForPhase(handle: WorkflowHandle, phase: string, timeoutMs = 15_000): Promise<ReleaseStatus> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await handle.query(statusQuery);
-    if (s.phase === phase) return s;
-    if (Date.now() > deadline) assert.fail(`release stayed ${s.phase}, expected ${phase}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function failure(handle: WorkflowHandle): Promise<{ message: string; status: ReleaseStatus }> {
