@@ -12,7 +12,7 @@
  *   release or namespace) end the wait, with their own exit code.
  */
 import { WorkflowFailedError, WorkflowNotFoundError, type WorkflowHandle } from '@temporalio/client';
-import { defaultPayloadConverter } from '@temporalio/common';
+import { defaultPayloadConverter, NamespaceNotFoundError } from '@temporalio/common';
 import type { temporal } from '@temporalio/proto';
 import { type Phase, PHASES, type ReleaseStatus, statusQuery } from '../workflows/messages.ts';
 import { SA } from '../workflows/search-attributes.ts';
@@ -100,13 +100,13 @@ export function rootMessage(err: unknown): string {
  */
 export function isTransient(err: unknown): boolean {
   const code = grpcCode(err);
-  if (code === undefined) return !(err instanceof CliError) && !(err instanceof WorkflowNotFoundError);
+  if (code === undefined) return !(err instanceof CliError) && !(err instanceof WorkflowNotFoundError) && !(err instanceof NamespaceNotFoundError);
   return ([GRPC.CANCELLED, GRPC.UNKNOWN, GRPC.DEADLINE_EXCEEDED, GRPC.RESOURCE_EXHAUSTED, GRPC.ABORTED, GRPC.INTERNAL, GRPC.UNAVAILABLE] as number[]).includes(code);
 }
 
 /** A not-found error that is about the namespace, not the release. */
 export function namespaceMissing(err: unknown): boolean {
-  return /namespace\b.*\bnot found|namespace .* does not exist/i.test(rootMessage(err));
+  return err instanceof NamespaceNotFoundError || /namespace\b.*\bnot found|namespace .* does not exist/i.test(rootMessage(err));
 }
 
 const LONG_POLL_MS = 40_000; // the server answers an idle history long-poll after ~20 s
@@ -176,7 +176,7 @@ class Follower {
         if (end) return this.result(end);
         const phase = phaseOf(ev);
         if (phase) this.phase = phase;
-        if (ev.workflowTaskCompletedEventAttributes || ev.workflowExecutionStartedEventAttributes || phase) progressed = true;
+        progressed = true; // anything in the history (a timer fired, a signal, a task completed) may change the status
       }
       if (progressed || (this.workerSilent && events.length === 0)) await this.refresh();
       // the query, when answered, is at least as new as the history read before it
@@ -226,7 +226,7 @@ class Follower {
         return value;
       } catch (err) {
         if (Date.now() >= this.deadline) return TIMED_OUT;
-        if (err instanceof WorkflowNotFoundError || grpcCode(err) === GRPC.NOT_FOUND) {
+        if (err instanceof WorkflowNotFoundError || err instanceof NamespaceNotFoundError || grpcCode(err) === GRPC.NOT_FOUND) {
           const id = this.handle.workflowId;
           const ns = this.handle.client.options.namespace;
           if (namespaceMissing(err)) throw new CliError(`namespace ${ns} does not exist: create it (temporal operator namespace create --namespace ${ns}) or set TEMPORAL_NAMESPACE`, EXIT.invalid);

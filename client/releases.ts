@@ -133,7 +133,7 @@ const QUERY_WAIT_MS = 15_000;
 
 /** A not-found answer as one line naming what was not found, else undefined. */
 export function notFound(err: unknown, handle: WorkflowHandle): CliError | undefined {
-  if (!(err instanceof WorkflowNotFoundError) && grpcCode(err) !== 5) return undefined;
+  if (!(err instanceof WorkflowNotFoundError) && grpcCode(err) !== 5 && !namespaceMissing(err)) return undefined;
   const namespace = handle.client.options.namespace;
   if (namespaceMissing(err)) return new CliError(`namespace ${namespace} does not exist on this Temporal server: create it (temporal operator namespace create --namespace ${namespace}) or set TEMPORAL_NAMESPACE`, EXIT.invalid);
   const app = handle.workflowId.replace(/^release-/, '');
