@@ -187,6 +187,19 @@ describe('hybrid-release CLI', () => {
     }
   });
 
+  it('a namespace without the search attributes: start says how to register them, exit 2, nothing started', async () => {
+    const ns = uniqueName('hr-bare');
+    await tw.client.workflowService.registerNamespace({ namespace: ns, workflowExecutionRetentionPeriod: { seconds: 86_400 as never } });
+    const { spec } = await seedApp();
+    // a new namespace takes a moment to be known to the frontend: until then the answer is "does not exist"
+    const run = await waitFor('start in the new namespace to get past "does not exist"', () => cli(['start', '-f', spec], { TEMPORAL_NAMESPACE: ns }).done, (r) => !/does not exist/.test(r.stderr), {
+      intervalMs: 2_000,
+      show: (r) => `exit ${r.code}: ${r.stderr}`,
+    });
+    assert.equal(run.code, 2, run.stdout + run.stderr);
+    assert.match(run.stderr, new RegExp(`^search attribute Hr\\w+ is not registered in namespace ${ns} \\(.*\\): register them once with\n  for a in HrRelease HrApp HrPhase HrImageTag HrCookbookConstraint; do temporal operator search-attribute create --namespace ${ns} --name "\\$a" --type Keyword; done\n$`));
+  });
+
   it('preflight refuses the release: exit 5, nothing changed', async () => {
     const { app, spec } = await seedApp({ fluxName: (a) => `${a}-missing` });
     const run = await cli(['start', '-f', spec, '--wait']).done;
