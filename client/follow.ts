@@ -180,9 +180,15 @@ class Follower {
       }
       if (progressed || (this.workerSilent && events.length === 0)) await this.refresh();
       // the query, when answered, is at least as new as the history read before it
-      if ((this.last?.phase ?? this.phase) === 'RollbackFailed') return this.result({ kind: 'rollbackFailed' });
+      if ((this.last?.phase ?? this.phase) === 'RollbackFailed' && (await this.stillRunning())) return this.result({ kind: 'rollbackFailed' });
       if (Date.now() >= this.deadline) return this.result({ kind: 'timedOut' });
     }
+  }
+
+  /** Whether the release is still running (else the rest of its history, up to the close event, is still to read). */
+  private async stillRunning(): Promise<boolean> {
+    const d = await this.retrying('describe the release', (callDeadline) => this.handle.client.connection.withDeadline(callDeadline, () => this.handle.describe()));
+    return d === TIMED_OUT || d.status.name === 'RUNNING';
   }
 
   private result(end: FollowEnd): FollowResult {

@@ -9,7 +9,7 @@ import { describe, it } from 'node:test';
 import { defaultPayloadConverter } from '@temporalio/common';
 import { endingText } from '../../client/commands/release.ts';
 import { EXIT } from '../../client/exit-codes.ts';
-import { closeEvent, exitCodeFor, type FollowResult, isTransient, phaseOf } from '../../client/follow.ts';
+import { closeEvent, exitCodeFor, followRelease, type FollowResult, isTransient, phaseOf } from '../../client/follow.ts';
 import { markdownSummary, mdText } from '../../client/render.ts';
 import type { Change, ReleaseStatus } from '../../workflows/messages.ts';
 
@@ -120,5 +120,59 @@ describe('GITHUB_STEP_SUMMARY', () => {
       assert.equal(line.replace(/\\\|/g, '').split('|').length - 2, 4, `four cells: ${line}`);
     }
     assert.match(md, /^### ❌ web-2-1-0 \(web\): RolledBack$/m);
+  });
+});
+
+describe('following a release through errors (a scripted Temporal client)', () => {
+  const unavailable = () => Object.assign(new Error('14 UNAVAILABLE: connection refused'), { code: 14 });
+
+  /** A handle whose history answers come from `pages` in order (an Error is thrown), and whose query answers `query()`. */
+  function scripted(pages: (Error | object[])[], query: () => Promise<ReleaseStatus>, final?: ReleaseStatus) {
+    let calls = 0;
+    const client = {
+      options: { namespace: 'default' },
+      connection: { withDeadline: <T>(_d: number, fn: () => Promise<T>) => fn() },
+      workflowService: {
+        getWorkflowExecutionHistory: async () => {
+          const next = pages[Math.min(calls++, pages.length - 1)]!;
+          if (next instanceof Error) throw next;
+          return { history: { events: next }, nextPageToken: new Uint8Array([calls]) };
+        },
+      },
+      getHandle: () => ({ result: async () => final }),
+    };
+    const handle = { workflowId: 'release-web', client, describe: async () => ({ runId: 'r1', status: { name: 'RUNNING' } }), query };
+    return { handle: handle as never, calls: () => calls };
+  }
+  const sa = (phase: string) => ({ upsertWorkflowSearchAttributesEventAttributes: { searchAttributes: { indexedFields: { HrPhase: defaultPayloadConverter.toPayload(phase) } } } });
+
+  it('retries history errors and unanswered queries, then reports the outcome it saw', async () => {
+    const notices: string[] = [];
+    let answered = false;
+    const { handle, calls } = scripted(
+      [unavailable(), [sa('Applying')], unavailable(), unavailable(), [{ workflowExecutionCompletedEventAttributes: {} }]],
+      async () => {
+        if (!answered) {
+          answered = true;
+          throw Object.assign(new Error('4 DEADLINE_EXCEEDED'), { code: 4 });
+        }
+        return status('Applying');
+      },
+      status('Succeeded'),
+    );
+    const result = await followRelease(handle, () => undefined, { onNotice: (l) => notices.push(l) });
+    assert.equal(exitCodeFor(result), EXIT.succeeded);
+    assert.equal(calls(), 5, 'every history error was retried');
+    assert.deepEqual(notices.map((n) => n.split(' (')[0]), ['lost contact with Temporal', 'in contact with Temporal again', 'no answer to the status query', 'lost contact with Temporal', 'in contact with Temporal again']);
+  });
+
+  it('a terminate ends the wait at once with exit 8; RollbackFailed with exit 6', async () => {
+    const terminated = scripted([[sa('Applying')], [{ workflowExecutionTerminatedEventAttributes: { reason: 'stuck', identity: 'ops' } }]], async () => status('Applying'));
+    const t = await followRelease(terminated.handle, () => undefined);
+    assert.deepEqual(t.end, { kind: 'external', how: 'terminated', reason: 'stuck', identity: 'ops' });
+    assert.equal(exitCodeFor(t), EXIT.terminated);
+    const stuck = scripted([[sa('RollingBack')], [sa('RollbackFailed')]], async () => status('RollbackFailed'));
+    const r = await followRelease(stuck.handle, () => undefined);
+    assert.equal(exitCodeFor(r), EXIT.rollbackFailed);
   });
 });
