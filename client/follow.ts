@@ -203,7 +203,8 @@ class Follower {
   /** Asks the worker for the full status; without an answer, shows the phase the history recorded. */
   private async refresh(): Promise<void> {
     const { connection } = this.handle.client;
-    const queryDeadline = Math.min(this.deadline, Date.now() + (this.options.queryTimeoutMs ?? 10_000));
+    const started = Date.now();
+    const queryDeadline = Math.min(this.deadline, started + (this.options.queryTimeoutMs ?? 10_000));
     try {
       const status = await connection.withDeadline(queryDeadline, () => this.handle.query(statusQuery));
       if (this.workerSilent) this.notice('the release answers its status query again');
@@ -211,7 +212,8 @@ class Follower {
       this.show(status);
     } catch (err) {
       if (err instanceof WorkflowNotFoundError) return; // closed meanwhile: the close event follows
-      if (!this.workerSilent) this.notice(`no answer to the status query (${rootMessage(err)}): is a worker polling the release's task queue? Following its history meanwhile`);
+      const why = [GRPC.CANCELLED, GRPC.DEADLINE_EXCEEDED].includes(grpcCode(err) as 1 | 4) ? `within ${Math.round((queryDeadline - started) / 1000)}s` : `(${rootMessage(err)})`;
+      if (!this.workerSilent) this.notice(`no answer to the status query ${why}: is a worker polling the release's task queue? Following its history meanwhile`);
       this.workerSilent = true;
       if (this.last && this.phase && this.last.phase !== this.phase) this.show({ ...this.last, phase: this.phase });
     }
@@ -236,7 +238,7 @@ class Follower {
           const id = this.handle.workflowId;
           const ns = this.handle.client.options.namespace;
           if (namespaceMissing(err)) throw new CliError(`namespace ${ns} does not exist: create it (temporal operator namespace create --namespace ${ns}) or set TEMPORAL_NAMESPACE`, EXIT.invalid);
-          throw new CliError(`no release ${id} in namespace ${ns}`, EXIT.invalid);
+          throw new CliError(`no release of app ${id.replace(/^release-/, '')} (workflow id ${id}) in namespace ${ns}`, EXIT.invalid);
         }
         if (!isTransient(err)) throw new CliError(`cannot ${what}: ${rootMessage(err)}`, EXIT.unreachable);
         if (!this.lostContact) this.notice(`lost contact with Temporal (${rootMessage(err)}); retrying${Number.isFinite(this.deadline) ? ' until --timeout' : ''}`);

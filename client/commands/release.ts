@@ -86,9 +86,8 @@ async function follow(handle: WorkflowHandle, out: Output, limit: number | undef
   if (out.json) printJson({ ...(result.status ?? { workflowId: handle.workflowId }), end: result.end.kind, ...(result.end.kind === 'external' ? { how: result.end.how, reason: result.end.reason ?? null, by: result.end.identity ?? null } : {}), exitCode: code, ui: link ?? null });
   else {
     const s = result.status;
-    const head = s ? `${s.release}: ${phaseText(s.phase, out)}` : handle.workflowId;
-    process.stdout.write(`${head}${s?.error ? ` — ${s.error}` : ''}\n`);
-    if (ending) process.stdout.write(`${ending}\n`);
+    if (s) process.stdout.write(`${s.release}: ${phaseText(s.phase, out)}${s.error ? ` — ${s.error}` : ''}\n`);
+    if (ending) process.stdout.write(`${s ? '' : `${handle.workflowId}: `}${ending}\n`);
   }
   if (process.env.GITHUB_STEP_SUMMARY && result.status) await appendFile(process.env.GITHUB_STEP_SUMMARY, markdownSummary(result.status, link, result.end.kind === 'closed' ? undefined : ending));
   return code;
