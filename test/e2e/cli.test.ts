@@ -96,13 +96,25 @@ const weight = async (app: string) => (await kc.makeApiClient(k8s.NetworkingV1Ap
 const handleOf = (app: string) => tw.client.workflow.getHandle(`release-${app}`);
 // the approval pause, seen through the release's status query (a deadline of minutes, only a backstop)
 const awaiting = (app: string) => waitForPhase(handleOf(app), 'AwaitingApproval');
+/** The approval pause of a release a CLI process started; a start that exits first fails at once with its output. */
+async function paused(app: string, started: { done: Promise<Run> }): Promise<void> {
+  let waiting = true;
+  const exited = started.done.then((r) => {
+    if (waiting) assert.fail(`the CLI exited ${r.code} before the approval pause: ${r.stdout}${r.stderr}`);
+  });
+  try {
+    await Promise.race([awaiting(app), exited]);
+  } finally {
+    waiting = false;
+  }
+}
 
 describe('hybrid-release CLI', () => {
   it('start --wait, then approve from another process: exit 0, both worlds released, step summary written', async () => {
     const { app, spec } = await seedApp();
     const summary = join(dir, `${app}-summary.md`);
     const started = cli(['start', '-f', spec, '--wait', '--as', 'ci-bot'], { GITHUB_STEP_SUMMARY: summary });
-    await awaiting(app);
+    await paused(app, started);
     const stranger = await cli(['approve', app, '--as', 'mallory']).done;
     assert.equal(stranger.code, 2, stranger.stderr);
     assert.match(stranger.stderr, /mallory is not an approver/);
@@ -127,7 +139,7 @@ describe('hybrid-release CLI', () => {
   it('start --wait, then abort: exit 1 and every change restored', async () => {
     const { app, spec } = await seedApp();
     const started = cli(['start', '-f', spec, '--wait', '-o', 'json']);
-    await awaiting(app);
+    await paused(app, started);
     assert.equal(await weight(app), '30');
     const abort = await cli(['abort', app, '--as', 'alice', '--reason', 'error budget']).done;
     assert.equal(abort.code, 0, abort.stderr);
@@ -214,7 +226,7 @@ describe('hybrid-release CLI', () => {
     const { app, spec } = await seedApp();
     const summary = join(dir, `${app}-summary.md`);
     const started = cli(['start', '-f', spec, '--wait'], { GITHUB_STEP_SUMMARY: summary });
-    await awaiting(app);
+    await paused(app, started);
     await handleOf(app).terminate('stuck | <b>see</b> [ops](http://x)');
     const run = await started.done;
     assert.equal(run.code, 8, run.stdout + run.stderr);
@@ -226,9 +238,9 @@ describe('hybrid-release CLI', () => {
   });
 
   it('an undo that keeps failing: --wait ends in RollbackFailed with exit 6 and what to do; watch then sees the rollback through', async () => {
-    const { app, spec } = await seedApp({ steps: '\n    - chef: vms\n    - flux: web\n    - pause: {}', extra: '  rollback: { maxAttempts: 2 }\n' });
+    const { app, spec } = await seedApp({ steps: '\n    - chef: vms\n    - flux: web\n    - gate: ready\n    - pause: {}', extra: '  rollback: { maxAttempts: 2 }\n' });
     const started = cli(['start', '-f', spec, '--wait']);
-    await awaiting(app);
+    await paused(app, started);
     await deleteEnvironment(chef, app); // someone deletes the Chef environment mid-release: its undo cannot work
     assert.equal((await cli(['abort', app, '--as', 'alice', '--reason', 'checkout errors']).done).code, 0);
     const run = await started.done;
@@ -249,9 +261,9 @@ describe('hybrid-release CLI', () => {
 
   it('the worker goes away during --wait for longer than a status query waits, and comes back: the CLI keeps following and exits 0', async () => {
     // an approval pause that promotes itself: its timer fires while no worker is there
-    const { app, spec } = await seedApp({ steps: '\n    - chef: vms\n    - pause: { deadline: 45s, onTimeout: promote }' });
+    const { app, spec } = await seedApp({ steps: '\n    - chef: vms\n    - flux: web\n    - gate: ready\n    - pause: { deadline: 45s, onTimeout: promote }' });
     const started = cli(['start', '-f', spec, '--wait']);
-    await awaiting(app);
+    await paused(app, started);
     await tw.stop();
     try {
       // with no worker, a command is refused after a bounded wait, saying the release is alive
