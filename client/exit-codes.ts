@@ -12,7 +12,8 @@ export const EXIT = {
   failedUnchanged: 5, // the release failed before changing anything (preflight, policy, lease wait)
   rollbackFailed: 6, // an undo keeps failing or found a conflict: the release waits for a person (retry / skip)
   partiallyRolledBack: 7, // the release ended after a person skipped an undo: some changes remain
-  terminated: 8, // terminated, cancelled or timed out from outside (UI, `temporal workflow terminate`)
+  terminated: 8, // terminated, cancelled or timed out from outside (UI, `temporal workflow terminate`): nothing was undone
+  internal: 9, // the CLI itself failed (a bug, an answer it did not expect): the release's outcome is unknown, see `status`
 } as const;
 
 /** An error that ends the CLI with a given exit code and message, without a stack trace. */

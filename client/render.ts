@@ -77,15 +77,34 @@ export function progressLines(prev: ReleaseStatus | undefined, s: ReleaseStatus,
   return lines;
 }
 
-/** Markdown for $GITHUB_STEP_SUMMARY. */
-export function markdownSummary(s: ReleaseStatus, link?: string): string {
-  const icon = s.phase === 'Succeeded' ? '✅' : s.phase === 'RolledBack' || s.phase === 'Failed' ? '❌' : '⏳';
-  const rows = s.changes.map((c) => `| ${c.system} | ${r(c.summary)} | \`${show(c.before)}\` | ${c.state} |`);
-  const gates = s.gates.map((g) => `| ${g.gate} | ${g.kind} | ${g.ok ? 'pass' : 'fail'} | ${r(g.reason)} |`);
+/**
+ * Text from a server (gate reasons, Flux and Chef messages, names, values) as inert markdown: one
+ * line, HTML and markdown punctuation escaped, so it cannot break the summary's tables or inject
+ * links, images, headings or HTML into it.
+ */
+export function mdText(text: string): string {
+  return r(text)
+    .replace(/[\r\n]+/g, ' ')
+    .replace(/&/g, '&amp;')
+    .replace(/</g, '&lt;')
+    .replace(/>/g, '&gt;')
+    .replace(/[\\`*_[\]#!|~]/g, (c) => `\\${c}`)
+    .replace(/:\/\//g, ':&#47;&#47;') // no autolinks: GFM links bare URLs and www. names
+    .replace(/\bwww\./gi, (w) => `${w.slice(0, 3)}&#46;`);
+}
+
+const icons: Record<string, string> = { Succeeded: '✅', RolledBack: '❌', Failed: '❌', RollbackFailed: '🛑' };
+
+/** Markdown for $GITHUB_STEP_SUMMARY. `ending` says how the wait ended when that is not the release's phase. */
+export function markdownSummary(s: ReleaseStatus, link?: string, ending?: string): string {
+  const icon = ending ? '⚠️' : (icons[s.phase] ?? '⏳');
+  const rows = s.changes.map((c) => `| ${mdText(c.system)} | ${mdText(c.summary)} | ${mdText(show(c.before))} | ${mdText(c.state)}${c.error ? `: ${mdText(c.error)}` : ''} |`);
+  const gates = s.gates.map((g) => `| ${mdText(g.gate)} | ${mdText(g.kind)} | ${g.ok ? 'pass' : 'fail'} | ${mdText(g.reason)} |`);
   return [
-    `### ${icon} ${s.release} (${s.app}${s.version ? ` ${s.version}` : ''}): ${s.phase}`,
-    link ? `[Open in the Temporal UI](${link})` : '',
-    s.error ? `> ${r(s.error)}` : '',
+    `### ${icon} ${mdText(s.release)} (${mdText(s.app)}${s.version ? ` ${mdText(s.version)}` : ''}): ${mdText(s.phase)}`,
+    link ? `[Open in the Temporal UI](<${link.replace(/[<>\s]/g, encodeURIComponent)}>)` : '',
+    ending ? `> ${mdText(ending)}` : '',
+    s.error ? `> ${mdText(s.error)}` : '',
     '',
     rows.length ? ['| system | change | before | state |', '|---|---|---|---|', ...rows].join('\n') : '',
     '',

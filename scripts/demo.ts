@@ -28,7 +28,7 @@ import * as k8s from '@kubernetes/client-node';
 import { Client, Connection } from '@temporalio/client';
 import { NativeConnection, Runtime, DefaultLogger, makeTelemetryFilterString } from '@temporalio/worker';
 import { closeChefPools } from '../activities/chef/client.ts';
-import { followRelease } from '../client/follow.ts';
+import { exitCodeFor, followRelease } from '../client/follow.ts';
 import { makeOutput } from '../client/output.ts';
 import { sendCommand, startRelease, uiLink } from '../client/releases.ts';
 import { progressLines, renderStatus } from '../client/render.ts';
@@ -227,7 +227,7 @@ async function main(): Promise<number> {
     say();
     let prompted = false;
     let prevStatus: ReleaseStatus | undefined;
-    const { status } = await followRelease(handle, (s: ReleaseStatus) => {
+    const followed = await followRelease(handle, (s: ReleaseStatus) => {
       for (const line of progressLines(prevStatus, s, out)) say(line);
       prevStatus = s;
       if (s.phase === 'AwaitingApproval' && !prompted) {
@@ -245,7 +245,12 @@ async function main(): Promise<number> {
         say();
       }
     });
+    const status = followed.status;
     say();
+    if (!status) {
+      say(out.red(`the release ended without a status (exit code ${exitCodeFor(followed)}): see the Temporal UI`));
+      return 1;
+    }
     say(renderStatus(status, out));
     if (flags.git) say(gitSummary(status));
     say(await worldSummary());

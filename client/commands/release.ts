@@ -5,7 +5,7 @@ import { parseDuration } from '../../release-spec/duration.ts';
 import type { Command, ReleaseStatus } from '../../workflows/messages.ts';
 import { SA } from '../../workflows/search-attributes.ts';
 import { CliError, EXIT } from '../exit-codes.ts';
-import { followRelease } from '../follow.ts';
+import { exitCodeFor, followRelease, type FollowResult } from '../follow.ts';
 import { type Output, printJson } from '../output.ts';
 import { connect, releaseHandle, releaseStatus, sendCommand, startRelease, uiLink } from '../releases.ts';
 import { markdownSummary, phaseText, progressLines, renderStatus } from '../render.ts';
@@ -66,21 +66,56 @@ export async function watch(name: string | undefined, flags: Flags, out: Output)
 async function follow(handle: WorkflowHandle, out: Output, limit: number | undefined, link: string | undefined): Promise<number> {
   let prev: ReleaseStatus | undefined;
   let hinted = false;
-  const { status, timedOut } = await followRelease(handle, (s) => {
-    if (!out.json) for (const line of progressLines(prev, s, out)) process.stdout.write(`${line}\n`);
-    if (!out.json && !hinted && (s.phase === 'AwaitingApproval' || s.phase === 'RollbackFailed')) {
-      const cmds = s.phase === 'AwaitingApproval' ? ['approve', 'abort'] : ['retry', 'skip'];
-      process.stdout.write(`  waiting for a person: ${cmds.map((c) => `hybrid-release ${c} ${s.app}`).join('  |  ')}\n`);
-      hinted = true;
+  // notes about the wait itself go to stderr with --output json, so stdout stays one JSON value
+  const notice = (line: string) => (out.json ? process.stderr : process.stdout).write(`${new Date().toISOString().slice(11, 19)} ${out.dim(line)}\n`);
+  const result = await followRelease(
+    handle,
+    (s) => {
+      if (!out.json) for (const line of progressLines(prev, s, out)) process.stdout.write(`${line}\n`);
+      if (!out.json && !hinted && s.phase === 'AwaitingApproval') {
+        process.stdout.write(`  waiting for a person: ${['approve', 'abort'].map((c) => `hybrid-release ${c} ${s.app}`).join('  |  ')}\n`);
+        hinted = true;
+      }
+      if (s.phase !== 'AwaitingApproval') hinted = false;
+      prev = s;
+    },
+    { ...(limit ? { timeoutMs: limit } : {}), onNotice: notice },
+  );
+  const code = exitCodeFor(result);
+  const ending = endingText(result, handle.workflowId);
+  if (out.json) printJson({ ...(result.status ?? { workflowId: handle.workflowId }), end: result.end.kind, ...(result.end.kind === 'external' ? { how: result.end.how, reason: result.end.reason ?? null, by: result.end.identity ?? null } : {}), exitCode: code, ui: link ?? null });
+  else {
+    const s = result.status;
+    if (s) process.stdout.write(`${s.release}: ${phaseText(s.phase, out)}${s.error ? ` — ${s.error}` : ''}\n`);
+    if (ending) process.stdout.write(`${s ? '' : `${handle.workflowId}: `}${ending}\n`);
+  }
+  if (process.env.GITHUB_STEP_SUMMARY && result.status) await appendFile(process.env.GITHUB_STEP_SUMMARY, markdownSummary(result.status, link, result.end.kind === 'closed' ? undefined : ending));
+  return code;
+}
+
+/** What the wait's end means for whoever reads the log, when the phase alone does not say it. */
+export function endingText(result: FollowResult, workflowId: string): string | undefined {
+  const s = result.status;
+  const app = s?.app ?? workflowId.replace(/^release-/, '');
+  const remaining = (s?.changes ?? []).filter((c) => c.state !== 'restored');
+  const list = remaining.map((c) => `${c.summary} (${c.state})`).join('; ');
+  switch (result.end.kind) {
+    case 'timedOut':
+      return `stopped waiting: --timeout reached; the release goes on (hybrid-release watch ${app})`;
+    case 'rollbackFailed':
+      return `a person must act: an undo keeps failing. Retry it (hybrid-release retry ${app}) or accept it and go on undoing the rest (hybrid-release skip ${app} --reason …); the release waits`;
+    case 'external': {
+      const { how, reason, identity } = result.end;
+      const by = identity ? ` by ${identity}` : '';
+      const why = reason ? `: ${reason}` : '';
+      const left = list ? ` Nothing was undone; changes it had made: ${list}` : s ? ' It had made no change.' : '';
+      return how === 'ended without a release status' ? `the release's workflow ended without a release status; check what it changed (hybrid-release status ${app})` : `the release's workflow was ${how}${by}${why}.${left}`;
     }
-    if (s.phase !== 'AwaitingApproval' && s.phase !== 'RollbackFailed') hinted = false;
-    prev = s;
-  }, limit ? { timeoutMs: limit } : {});
-  if (out.json) printJson({ ...status, timedOut, ui: link ?? null });
-  else process.stdout.write(`${status.release}: ${phaseText(status.phase, out)}${timedOut ? ' (stopped waiting: --timeout reached; the release goes on)' : ''}${status.error ? ` — ${status.error}` : ''}\n`);
-  if (process.env.GITHUB_STEP_SUMMARY) await appendFile(process.env.GITHUB_STEP_SUMMARY, markdownSummary(status, link));
-  if (timedOut) return EXIT.timedOut;
-  return status.phase === 'Succeeded' ? EXIT.succeeded : EXIT.rolledBack;
+    case 'closed':
+      if (s?.phase === 'Failed') return 'nothing was changed';
+      if (s?.phase === 'RolledBack' && remaining.length) return `rolled back except what a person skipped: ${list}`;
+      return undefined;
+  }
 }
 
 export async function status(name: string | undefined, out: Output): Promise<number> {
@@ -125,7 +160,7 @@ export async function list(flags: Flags, out: Output): Promise<number> {
 export async function command(cmd: Command, name: string | undefined, flags: Flags, out: Output): Promise<number> {
   const temporal = await connect();
   try {
-    const answer = await sendCommand(releaseHandle(temporal.client, required(name)), cmd, { by: identity(flags), ...(flags.reason ? { reason: flags.reason } : {}) }, { ...(flags.key ? { key: flags.key } : {}) });
+    const answer = await sendCommand(releaseHandle(temporal.client, required(name)), cmd, { by: identity(flags), ...(flags.reason ? { reason: flags.reason } : {}) }, { ...(flags.key ? { key: flags.key } : {}), ...(flags.timeout ? { waitMs: timeoutMs(flags)! } : {}) });
     if (out.json) printJson({ command: cmd, accepted: true, answer });
     else process.stdout.write(`${answer}\n`);
     return EXIT.succeeded;

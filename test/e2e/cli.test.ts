@@ -12,10 +12,11 @@ import { fileURLToPath } from 'node:url';
 import { after, before, describe, it } from 'node:test';
 import * as k8s from '@kubernetes/client-node';
 import { closeChefPools } from '../../activities/chef/client.ts';
-import { adminClient, chefServerEnv, createEnvironment, uploadCookbook } from '../support/chef-fixtures.ts';
+import { adminClient, chefServerEnv, createEnvironment, deleteEnvironment, uploadCookbook } from '../support/chef-fixtures.ts';
 import { uniqueName } from '../support/env.ts';
 import { adminKubeConfig, createCanaryIngress, createKustomization, createNamespace } from '../support/seed-kube.ts';
 import { startTestWorker, type TestWorker } from '../support/temporal.ts';
+import { waitFor, waitForPhase } from '../support/wait.ts';
 
 const bin = fileURLToPath(new URL('../../client/bin.ts', import.meta.url));
 const dir = mkdtempSync(join(tmpdir(), 'hr-cli-'));
@@ -31,22 +32,13 @@ interface Run {
   stderr: string;
 }
 
-function cli(args: string[], env: Record<string, string> = {}): { done: Promise<Run> } {
+function cli(args: string[], env: Record<string, string> = {}): { done: Promise<Run>; output: () => string } {
   const child = spawn(process.execPath, [bin, ...args], { env: { ...process.env, HR_TASK_QUEUE: tw.taskQueue, NO_COLOR: '1', ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let stdout = '';
   let stderr = '';
   child.stdout.on('data', (d: Buffer) => (stdout += d));
   child.stderr.on('data', (d: Buffer) => (stderr += d));
-  return { done: new Promise((resolve) => child.once('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }))) };
-}
-
-// the real Flux controllers answer in seconds, more on a busy 2-core machine
-async function until(check: () => Promise<boolean>, what: string, timeoutMs = 180_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) assert.fail(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 250));
-  }
+  return { done: new Promise((resolve) => child.once('exit', (code) => resolve({ code: code ?? -1, stdout, stderr }))), output: () => stdout + stderr };
 }
 
 before(async () => {
@@ -59,7 +51,16 @@ after(async () => {
   await closeChefPools();
 });
 
-async function seedApp(): Promise<{ app: string; spec: string }> {
+const STEPS = `
+    - chef: vms
+    - flux: web
+    - gate: ready
+    - setWeight: 30
+    - pause: {}
+    - setWeight: 100`;
+
+/** An app in both worlds and its release spec; `steps` and `extra` (more spec fields) vary the plan. */
+async function seedApp(options: { steps?: string; extra?: string; fluxName?: (app: string) => string } = {}): Promise<{ app: string; spec: string }> {
   const app = uniqueName('cli-app');
   await createEnvironment(chef, app, { [cookbook]: '= 1.0.0' });
   await createKustomization({ namespace: ns, name: app, images: [{ name: 'ghcr.io/acme/web', newTag: '1.0.0' }] }, kc);
@@ -77,19 +78,13 @@ spec:
   chef:
     - { id: vms, serverUrl: "${c.serverUrl}", environment: ${app}, cookbooks: { ${cookbook}: "= 1.1.0" }, credentials: { keyFile: "${c.keyFile}", clientName: ${c.clientName} } }
   flux:
-    - { id: web, kind: Kustomization, namespace: ${ns}, name: ${app}, images: [{ name: ghcr.io/acme/web, newTag: "1.1.0" }] }
+    - { id: web, kind: Kustomization, namespace: ${ns}, name: ${options.fluxName?.(app) ?? app}, images: [{ name: ghcr.io/acme/web, newTag: "1.1.0" }] }
   canary: { ingress: { namespace: ${ns}, name: ${app}-canary } }
   gates:
     ready: { fluxReady: { target: web }, timeout: 3m, interval: 1s }
-  steps:
-    - chef: vms
-    - flux: web
-    - gate: ready
-    - setWeight: 30
-    - pause: {}
-    - setWeight: 100
+  steps:${options.steps ?? STEPS}
   approvals: { approvers: [alice] }
-`,
+${options.extra ?? ''}`,
   );
   return { app, spec };
 }
@@ -98,17 +93,28 @@ const pinned = async (app: string) => (await chef.get<{ cookbook_versions: Recor
 const image = async (app: string) =>
   ((await kc.makeApiClient(k8s.CustomObjectsApi).getNamespacedCustomObject({ group: 'kustomize.toolkit.fluxcd.io', version: 'v1', namespace: ns, plural: 'kustomizations', name: app })) as { spec: { images: { newTag: string }[] } }).spec.images[0]!.newTag;
 const weight = async (app: string) => (await kc.makeApiClient(k8s.NetworkingV1Api).readNamespacedIngress({ namespace: ns, name: `${app}-canary` })).metadata?.annotations?.['nginx.ingress.kubernetes.io/canary-weight'];
-const awaiting = (app: string) => async () => {
-  const s = await cli(['status', app, '-o', 'json']).done;
-  return s.code === 0 && JSON.parse(s.stdout).phase === 'AwaitingApproval';
-};
+const handleOf = (app: string) => tw.client.workflow.getHandle(`release-${app}`);
+// the approval pause, seen through the release's status query (a deadline of minutes, only a backstop)
+const awaiting = (app: string) => waitForPhase(handleOf(app), 'AwaitingApproval');
+/** The approval pause of a release a CLI process started; a start that exits first fails at once with its output. */
+async function paused(app: string, started: { done: Promise<Run> }): Promise<void> {
+  let waiting = true;
+  const exited = started.done.then((r) => {
+    if (waiting) assert.fail(`the CLI exited ${r.code} before the approval pause: ${r.stdout}${r.stderr}`);
+  });
+  try {
+    await Promise.race([awaiting(app), exited]);
+  } finally {
+    waiting = false;
+  }
+}
 
 describe('hybrid-release CLI', () => {
   it('start --wait, then approve from another process: exit 0, both worlds released, step summary written', async () => {
     const { app, spec } = await seedApp();
     const summary = join(dir, `${app}-summary.md`);
     const started = cli(['start', '-f', spec, '--wait', '--as', 'ci-bot'], { GITHUB_STEP_SUMMARY: summary });
-    await until(awaiting(app), 'the approval pause');
+    await paused(app, started);
     const stranger = await cli(['approve', app, '--as', 'mallory']).done;
     assert.equal(stranger.code, 2, stranger.stderr);
     assert.match(stranger.stderr, /mallory is not an approver/);
@@ -133,7 +139,7 @@ describe('hybrid-release CLI', () => {
   it('start --wait, then abort: exit 1 and every change restored', async () => {
     const { app, spec } = await seedApp();
     const started = cli(['start', '-f', spec, '--wait', '-o', 'json']);
-    await until(awaiting(app), 'the approval pause');
+    await paused(app, started);
     assert.equal(await weight(app), '30');
     const abort = await cli(['abort', app, '--as', 'alice', '--reason', 'error budget']).done;
     assert.equal(abort.code, 0, abort.stderr);
@@ -175,5 +181,104 @@ describe('hybrid-release CLI', () => {
     assert.equal(run.code, 3, run.stdout + run.stderr);
     assert.match(run.stdout, /stopped waiting/);
     await cli(['abort', app, '--as', 'alice']).done;
+  });
+
+  it('an unknown app, id or namespace: one line naming what was not found, exit 2', async () => {
+    const app = uniqueName('no-such-app');
+    for (const args of [['status', app], ['watch', app], ['approve', app, '--as', 'alice'], ['status', `release-${app}`]]) {
+      const run = await cli(args).done;
+      assert.equal(run.code, 2, `${args.join(' ')}: ${run.stdout}${run.stderr}`);
+      assert.equal(run.stderr, `no release of app ${app} (workflow id release-${app}) in namespace ${tw.namespace}\n`, `${args[0]}: one line, no stack`);
+    }
+    const ns = uniqueName('no-such-ns');
+    const { spec } = await seedApp();
+    for (const args of [['status', app], ['start', '-f', spec]]) {
+      const run = await cli(args, { TEMPORAL_NAMESPACE: ns }).done;
+      assert.equal(run.code, 2, `${args[0]}: ${run.stdout}${run.stderr}`);
+      assert.match(run.stderr, new RegExp(`^namespace ${ns} does not exist on this Temporal server: create it \\(temporal operator namespace create --namespace ${ns}\\) or set TEMPORAL_NAMESPACE\n$`));
+    }
+  });
+
+  it('a namespace without the search attributes: start says how to register them, exit 2, nothing started', async () => {
+    const ns = uniqueName('hr-bare');
+    await tw.client.workflowService.registerNamespace({ namespace: ns, workflowExecutionRetentionPeriod: { seconds: 86_400 as never } });
+    const { spec } = await seedApp();
+    // a new namespace takes a moment to be known to the frontend: until then the answer is "does not exist"
+    const run = await waitFor('start in the new namespace to get past "does not exist"', () => cli(['start', '-f', spec], { TEMPORAL_NAMESPACE: ns }).done, (r) => !/does not exist/.test(r.stderr), {
+      intervalMs: 2_000,
+      show: (r) => `exit ${r.code}: ${r.stderr}`,
+    });
+    assert.equal(run.code, 2, run.stdout + run.stderr);
+    assert.match(run.stderr, new RegExp(`^search attribute Hr\\w+ is not registered in namespace ${ns} \\(.*\\): register them once with\n  for a in HrRelease HrApp HrPhase HrImageTag HrCookbookConstraint; do temporal operator search-attribute create --namespace ${ns} --name "\\$a" --type Keyword; done\n$`));
+  });
+
+  it('preflight refuses the release: exit 5, nothing changed', async () => {
+    const { app, spec } = await seedApp({ fluxName: (a) => `${a}-missing` });
+    const run = await cli(['start', '-f', spec, '--wait']).done;
+    assert.equal(run.code, 5, run.stdout + run.stderr);
+    assert.match(run.stdout, /: Failed — preflight failed: .*missing.* \(nothing was changed\)/);
+    assert.match(run.stdout, /^nothing was changed$/m);
+    assert.equal(await pinned(app), '= 1.0.0');
+    assert.equal(await image(app), '1.0.0');
+  });
+
+  it('terminated from outside during --wait: exit 8 at once, saying who, why and what stays changed', async () => {
+    const { app, spec } = await seedApp();
+    const summary = join(dir, `${app}-summary.md`);
+    const started = cli(['start', '-f', spec, '--wait'], { GITHUB_STEP_SUMMARY: summary });
+    await paused(app, started);
+    await handleOf(app).terminate('stuck | <b>see</b> [ops](http://x)');
+    const run = await started.done;
+    assert.equal(run.code, 8, run.stdout + run.stderr);
+    assert.match(run.stdout, /the release's workflow was terminated by [^:]+: stuck \| <b>see<\/b> \[ops\]\(http:\/\/x\)\. Nothing was undone; changes it had made: .*1\.1\.0.*\(applied\)/);
+    assert.equal(await pinned(app), '= 1.1.0', 'a terminated release undoes nothing: that is why it has its own code');
+    const md = readFileSync(summary, 'utf8');
+    assert.match(md, /^### ⚠️ /m);
+    assert.ok(!md.includes('<b>') && !md.includes('[ops](http'), `the terminate reason is escaped in the summary: ${md}`);
+  });
+
+  it('an undo that keeps failing: --wait ends in RollbackFailed with exit 6 and what to do; watch then sees the rollback through', async () => {
+    const { app, spec } = await seedApp({ steps: '\n    - chef: vms\n    - flux: web\n    - gate: ready\n    - pause: {}', extra: '  rollback: { maxAttempts: 2 }\n' });
+    const started = cli(['start', '-f', spec, '--wait']);
+    await paused(app, started);
+    await deleteEnvironment(chef, app); // someone deletes the Chef environment mid-release: its undo cannot work
+    assert.equal((await cli(['abort', app, '--as', 'alice', '--reason', 'checkout errors']).done).code, 0);
+    const run = await started.done;
+    assert.equal(run.code, 6, run.stdout + run.stderr);
+    assert.match(run.stdout, /: RollbackFailed/);
+    assert.match(run.stdout, new RegExp(`a person must act: .*hybrid-release retry ${app}.*hybrid-release skip ${app}`));
+    await createEnvironment(chef, app, { [cookbook]: '= 1.1.0' }); // the environment is back
+    const watching = cli(['watch', app]);
+    assert.equal((await cli(['retry', app, '--as', 'alice', '--reason', 'environment recreated']).done).code, 0);
+    // watch may start before the retry (it ends at once, 6) or after it (it follows the rollback to its end, 1)
+    const watched = await watching.done;
+    assert.ok([1, 6].includes(watched.code), watched.stdout + watched.stderr);
+    const after = await cli(['watch', app]).done;
+    assert.equal(after.code, 1, after.stdout + after.stderr);
+    assert.match(after.stdout, /: RolledBack — aborted by alice: checkout errors/);
+    assert.equal(await pinned(app), '= 1.0.0');
+  });
+
+  it('the worker goes away during --wait for longer than a status query waits, and comes back: the CLI keeps following and exits 0', async () => {
+    // an approval pause that promotes itself: its timer fires while no worker is there
+    const { app, spec } = await seedApp({ steps: '\n    - chef: vms\n    - flux: web\n    - gate: ready\n    - pause: { deadline: 45s, onTimeout: promote }' });
+    const started = cli(['start', '-f', spec, '--wait']);
+    await paused(app, started);
+    await tw.stop();
+    try {
+      // with no worker, a command is refused after a bounded wait, saying the release is alive
+      const approve = await cli(['approve', app, '--as', 'alice', '--timeout', '5s']).done;
+      assert.equal(approve.code, 4, approve.stdout + approve.stderr);
+      assert.match(approve.stderr, /is alive \(running, phase AwaitingApproval\) but no worker is serving it/);
+      // the pause's timer fires; the CLI asks for the status and gets no answer (10 s), says so, and goes on
+      await waitFor('the CLI noting that the release does not answer', async () => started.output(), (o) => /no answer to the status query/.test(o), { intervalMs: 500 });
+    } finally {
+      tw = await startTestWorker({ taskQueue: tw.taskQueue });
+    }
+    const run = await started.done;
+    assert.equal(run.code, 0, run.stdout + run.stderr);
+    assert.match(run.stdout, /the release answers its status query again/);
+    assert.match(run.stdout, /: Succeeded/);
+    assert.equal(await pinned(app), '= 1.1.0');
   });
 });

@@ -18,6 +18,7 @@ import { type Browser, expectVisible, launchChromium, screenshot } from '../supp
 import { fakeActivities, newWorld, worldRelease } from '../support/fake-world.ts';
 import { requireEnv, uniqueName } from '../support/env.ts';
 import { startTestWorker, type TestWorker } from '../support/temporal.ts';
+import { waitForPhase } from '../support/wait.ts';
 
 const PIN = 'pin api_gateway = 2.1.0 in production';
 const CANARY = 'canary 20%';
@@ -35,17 +36,6 @@ const canaryRelease = (app: string) =>
     canary: { ingress: { namespace: 'web', name: 'storefront-canary' } },
     steps: [{ chef: 'production' }, { flux: 'storefront' }, { setWeight: 20 }, { pause: {} }, { setWeight: 100 }],
   });
-
-// generous: on a loaded 2-CPU CI machine running the other suites, a worker's first workflow tasks can take tens of seconds
-async function waitForPhase(h: WorkflowHandle, phase: string, timeoutMs = 120_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await h.query(statusQuery);
-    if (s.phase === phase) return;
-    if (Date.now() > deadline) assert.fail(`release ${h.workflowId} stayed ${s.phase} for ${timeoutMs / 1000}s, expected ${phase}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
-}
 
 const escape = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 

@@ -118,7 +118,7 @@ describe('signed requests', () => {
     const name = await newEnvironment('hr-q');
     // the index lags writes: ask until the new environment shows (or a deadline says what was seen)
     let rows: string[] = [];
-    for (const deadline = Date.now() + 60_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
+    for (const deadline = Date.now() + 180_000; Date.now() < deadline; await new Promise((r) => setTimeout(r, 200))) {
       const res = await admin.get<{ rows: { name: string }[] }>('search/environment', { object: 'environment search', query: { q: `name:${name}`, rows: 10, start: 0 } });
       rows = res.rows.map((r) => r.name);
       if (rows.length) break;

@@ -124,7 +124,7 @@ export function fleetApi(): FleetApi {
 }
 
 /** Polls until the node search sees `count` nodes in the environment (the index may lag writes). */
-export async function waitForIndexed(client: ChefClient, environment: string, count: number, timeoutMs = 30_000): Promise<void> {
+export async function waitForIndexed(client: ChefClient, environment: string, count: number, timeoutMs = 180_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     let seen = 0;

@@ -20,8 +20,11 @@ export interface TestWorker {
   stop(): Promise<void>;
 }
 
-/** `policy`: what the worker enforces (default: the open test policy of support/policy.ts). */
-export async function startTestWorker(options: { activities?: object; policy?: Policy } = {}): Promise<TestWorker> {
+/**
+ * `policy`: what the worker enforces (default: the open test policy of support/policy.ts);
+ * `taskQueue`: a queue to serve (default: a fresh one), e.g. to bring a stopped worker back.
+ */
+export async function startTestWorker(options: { activities?: object; policy?: Policy; taskQueue?: string } = {}): Promise<TestWorker> {
   if (!runtimeInstalled) {
     // keep test output readable: failed releases are expected here and asserted on, not logged
     Runtime.install({ logger: new DefaultLogger('ERROR'), telemetryOptions: { logging: { filter: makeTelemetryFilterString({ core: 'ERROR' }), forward: {} } } });
@@ -29,7 +32,7 @@ export async function startTestWorker(options: { activities?: object; policy?: P
   }
   const address = requireEnv('TEMPORAL_ADDRESS');
   const namespace = process.env.TEMPORAL_NAMESPACE ?? 'default';
-  const taskQueue = uniqueName('hr-test');
+  const taskQueue = options.taskQueue ?? uniqueName('hr-test');
   const nativeConnection = await NativeConnection.connect({ address });
   const connection = await Connection.connect({ address });
   const client = new Client({ connection, namespace });

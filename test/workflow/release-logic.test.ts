@@ -11,6 +11,7 @@ import { type ReleaseStatus, statusQuery, SIGNALS } from '../../workflows/messag
 import { fakeActivities, newWorld, type World, worldRelease } from '../support/fake-world.ts';
 import { uniqueName } from '../support/env.ts';
 import { startTestWorker, type TestWorker } from '../support/temporal.ts';
+import { waitFor, waitForPhase } from '../support/wait.ts';
 
 let tw: TestWorker;
 let world: World;
@@ -28,16 +29,6 @@ const canary = (app: string, steps: unknown[], gates: Record<string, unknown> = 
 
 function reset() {
   Object.assign(world, newWorld(), { calls: [] });
-}
-
-async function waitForPhase(handle: WorkflowHandle, phase: string, timeoutMs = 15_000): Promise<ReleaseStatus> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await handle.query(statusQuery);
-    if (s.phase === phase) return s;
-    if (Date.now() > deadline) assert.fail(`release stayed ${s.phase}, expected ${phase}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 async function failure(handle: WorkflowHandle): Promise<{ message: string; status: ReleaseStatus }> {
@@ -138,7 +129,8 @@ describe('release workflow logic', () => {
     const handle = await startRelease(tw.client, canary(app, [{ chef: 'production' }, { setWeight: 10 }, { pause: { duration: '2s' } }, { flux: 'storefront' }]), { taskQueue: tw.taskQueue });
     await waitForPhase(handle, 'Paused');
     await sendCommand(handle, 'pause', { by: 'bob', reason: 'waiting for the support team' });
-    await new Promise((r) => setTimeout(r, 2500)); // the canary timer ends while held
+    // the canary timer ends while held: seen in the history, not guessed with a sleep
+    await waitFor('the 2s canary timer to fire', () => handle.fetchHistory(), (h) => (h.events ?? []).some((e) => e.timerFiredEventAttributes));
     let status = await handle.query(statusQuery);
     assert.equal(status.phase, 'Paused');
     assert.equal(status.heldBy, 'bob');

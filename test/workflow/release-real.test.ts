@@ -22,6 +22,7 @@ import { adminClient, chefServerEnv, createEnvironment, deleteEnvironment, fleet
 import { requireEnv, uniqueName } from '../support/env.ts';
 import { adminKubeConfig, createCanaryIngress, createKustomization, createNamespace } from '../support/seed-kube.ts';
 import { startTestWorker, type TestWorker } from '../support/temporal.ts';
+import { waitForPhase } from '../support/wait.ts';
 
 const chef = adminClient();
 const chefEnv = chefServerEnv();
@@ -84,16 +85,6 @@ const pinned = async (env: string) => ((await chef.get<{ cookbook_versions: Reco
 const images = async (name: string) =>
   ((await custom.getNamespacedCustomObject({ group: 'kustomize.toolkit.fluxcd.io', version: 'v1', namespace: ns, plural: 'kustomizations', name })) as { spec: { images: unknown[] } }).spec.images;
 const weight = async (name: string) => (await net.readNamespacedIngress({ namespace: ns, name: `${name}-canary` })).metadata?.annotations?.['nginx.ingress.kubernetes.io/canary-weight'];
-
-async function waitForPhase(handle: WorkflowHandle, phase: string, timeoutMs = 300_000): Promise<ReleaseStatus> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const s = await handle.query(statusQuery);
-    if (s.phase === phase) return s;
-    if (['Succeeded', 'RolledBack', 'Failed'].includes(s.phase) || Date.now() > deadline) assert.fail(`release is ${s.phase} (${s.error ?? ''}), expected ${phase}`);
-    await new Promise((r) => setTimeout(r, 150));
-  }
-}
 
 async function rolledBack(handle: WorkflowHandle): Promise<{ message: string; status: ReleaseStatus }> {
   const err = await handle.result().then(
