@@ -80,7 +80,7 @@ async function follow(handle: WorkflowHandle, out: Output, limit: number | undef
   else process.stdout.write(`${status.release}: ${phaseText(status.phase, out)}${timedOut ? ' (stopped waiting: --timeout reached; the release goes on)' : ''}${status.error ? ` — ${status.error}` : ''}\n`);
   if (process.env.GITHUB_STEP_SUMMARY) await appendFile(process.env.GITHUB_STEP_SUMMARY, markdownSummary(status, link));
   if (timedOut) return EXIT.timedOut;
-  return status.phase === 'Succeeded' ? EXIT.succeeded : EXIT.rolledBack;
+  return ({ Succeeded: EXIT.succeeded, Failed: EXIT.failedUnchanged, RollbackFailed: EXIT.rollbackFailed, PartiallyRolledBack: EXIT.partiallyRolledBack } as Record<string, number>)[status.phase] ?? EXIT.rolledBack;
 }
 
 export async function status(name: string | undefined, out: Output): Promise<number> {
