@@ -3,7 +3,7 @@ import { PatchStrategy, setHeaderOptions, type V1Ingress } from '@kubernetes/cli
 import { requireAccess } from './access.ts';
 import { enforceKube } from '../../policy/enforce.ts';
 import { kubeClients as clientsFor } from './clients.ts';
-import { kubeCall } from './errors.ts';
+import { KUBE_DENIED, kubeCall } from './errors.ts';
 import { readModifyPatch } from './optimistic.ts';
 import type { IngressRef } from './types.ts';
 import { FIELD_MANAGER, lastWriter } from '../flux/resource.ts';
@@ -170,8 +170,21 @@ export async function canaryPreflightExactActivity(input: { ingress: IngressRef;
   if (ing.metadata?.annotations?.[CANARY] === 'true') return;
   const clients = kubeClients(ref.context, ref);
   const mine = new Set(routes(ing));
-  const list = await kubeCall(op(ref, 'list', clients.context), () => clients.networking.listNamespacedIngress({ namespace: ref.namespace }));
-  const primary = list.items.find((o) => o.metadata?.name !== ref.name && routes(o).some((r) => mine.has(r)));
+  let others: V1Ingress[];
+  try {
+    others = (await kubeCall(op(ref, 'list', clients.context), () => clients.networking.listNamespacedIngress({ namespace: ref.namespace }))).items;
+  } catch (err) {
+    if (!(err instanceof ApplicationFailure && err.type === KUBE_DENIED)) throw err;
+    // least privilege: the worker may get and patch only the Ingresses its policy names
+    throw ApplicationFailure.create({
+      type: 'CanaryIsPrimary',
+      nonRetryable: true,
+      message:
+        `Ingress ${ref.namespace}/${ref.name} has no ${CANARY} annotation, and the worker may not list Ingresses in ${ref.namespace} to find its primary: ` +
+        `mark it as the canary (${CANARY}: "true") or set spec.canary.allowPrimary: true if it really is the one to weight`,
+    });
+  }
+  const primary = others.find((o) => o.metadata?.name !== ref.name && routes(o).some((r) => mine.has(r)));
   if (primary) return;
   throw ApplicationFailure.create({
     type: 'CanaryIsPrimary',
