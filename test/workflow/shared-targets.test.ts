@@ -159,7 +159,7 @@ describe('undo that never clobbers', () => {
     const app = uniqueName('canary');
     const handle = await startRelease(
       tw.client,
-      worldRelease(app, { canary: { ingress: { namespace: 'web', name: 'storefront-canary' }, weightTotal: 1000 }, steps: [{ setWeight: 200 }, { pause: {} }] }),
+      worldRelease(app, { flux: [], canary: { ingress: { namespace: 'web', name: 'storefront-canary' }, weightTotal: 1000 }, steps: [{ chef: 'production' }, { setWeight: 200 }, { pause: {} }] }),
       { taskQueue: tw.taskQueue },
     );
     await phase(handle, 'AwaitingApproval');
