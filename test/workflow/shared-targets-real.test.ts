@@ -53,8 +53,8 @@ before(async () => {
   });
   await new Promise<void>((r) => receiver.listen(0, '127.0.0.1', r));
   const port = (receiver.address() as { port: number }).port;
-  process.env.HR_TEST_HOOK_OK = `http://127.0.0.1:${port}/ok`;
-  process.env.HR_TEST_HOOK_FAIL = `http://127.0.0.1:${port}/fail`;
+  process.env.SHARED_TEST_HOOK_OK = `http://127.0.0.1:${port}/ok`;
+  process.env.SHARED_TEST_HOOK_FAIL = `http://127.0.0.1:${port}/fail`;
 
   const chefUrl = new URL(chefEnv.serverUrl);
   chefProxy = await startDelayProxy({ host: chefUrl.hostname, port: Number(chefUrl.port) });
@@ -292,7 +292,7 @@ describe('shared targets on the real servers', () => {
     const environment = uniqueName('hook');
     await createEnvironment(chef, environment, { [cookbook]: '= 2.0.0' });
     const app = uniqueName('hook');
-    const hooks = { notifications: { webhooks: [{ urlFrom: { env: 'HR_TEST_HOOK_OK' } }, { urlFrom: { env: 'HR_TEST_HOOK_FAIL' } }] } };
+    const hooks = { notifications: { webhooks: [{ urlFrom: { env: 'SHARED_TEST_HOOK_OK' } }, { urlFrom: { env: 'SHARED_TEST_HOOK_FAIL' } }] } };
     const handle = await startRelease(tw.client, spec(app, { chef: [chefTarget(environment, { [cookbook]: '= 2.1.0' })], ...hooks }), { taskQueue: tw.taskQueue });
     const { status, message } = await ended(handle);
     assert.equal(status.phase, 'Succeeded', message);
