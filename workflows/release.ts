@@ -17,6 +17,7 @@ import { installControls } from './controls.ts';
 import { takeLeases } from './leases.ts';
 import type { ReleaseStatus } from './messages.ts';
 import { Saga } from './saga.ts';
+import { rollBack, skippedChanges } from './conflicts.ts';
 import { SA } from './search-attributes.ts';
 import { ReleaseState } from './state.ts';
 import { applyFlux, preflightFlux } from './flux.ts';
@@ -59,9 +60,9 @@ export async function releaseV2(request: ReleaseInput): Promise<ReleaseStatus> {
       throw ApplicationFailure.create({ type: 'ReleaseFailed', message: release.status.error!, nonRetryable: true, details: [release.status] });
     }
     await rollBack(run, reason);
-    const skipped = release.status.changes.filter((c) => c.state === 'restore-skipped');
+    const skipped = skippedChanges(release);
     if (on.endPhases && skipped.length > 0) {
-      release.status.skipped = skipped.map((c) => `${c.summary} (${c.system} ${c.target}${c.error ? `: ${c.error}` : ''})`);
+      release.status.skipped = skipped;
       await finish('PartiallyRolledBack', `${reason}; undo skipped, left in place: ${release.status.skipped.join('; ')}`);
       throw ApplicationFailure.create({ type: 'ReleasePartiallyRolledBack', message: `partially rolled back: ${release.status.error}`, nonRetryable: true, details: [release.status] });
     }
@@ -130,38 +131,6 @@ function runStep(run: Run, index: number, step: PlanStep): Promise<void> {
     case 'gate':
       return checkGates(run, index, step);
   }
-}
-
-/**
- * Undo newest first in a scope nothing can cancel. A compensation that keeps failing puts the
- * release in RollbackFailed until a person answers `retry` (try it again) or `skip` (accept it).
- */
-async function rollBack(run: Run, reason: string): Promise<void> {
-  const { release } = run;
-  release.setPhase('RollingBack', `rolling back ${release.status.release}: ${reason}`);
-  await CancellationScope.nonCancellable(() =>
-    run.saga.unwind(async (c) => {
-      for (;;) {
-        release.updateChange(c.change, { state: 'restoring' });
-        try {
-          await c.run();
-          release.updateChange(c.change, { state: 'restored' });
-          return;
-        } catch (err) {
-          release.updateChange(c.change, { state: 'restore-failed', error: failureMessage(err) });
-          release.compensationAnswer = undefined;
-          release.setPhase('RollbackFailed', `cannot ${c.summary}: ${failureMessage(err)} — needs a person: retry or skip`);
-          await condition(() => release.compensationAnswer !== undefined);
-          const answer = release.compensationAnswer;
-          release.setPhase('RollingBack');
-          if (answer === 'skip') {
-            release.updateChange(c.change, { state: 'restore-skipped' });
-            return;
-          }
-        }
-      }
-    }),
-  );
 }
 
 function abortReason(release: ReleaseState): string {
