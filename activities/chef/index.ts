@@ -96,6 +96,7 @@ export interface ChefPinResult {
  * calling this.
  */
 export async function chefPin(target: ChefTarget): Promise<ChefPinResult> {
+  // heartbeats so an abort reaches it; stops before the PUT when cancelled, never during it (docs/rollback.md)
   return heartbeating((beforeWrite) => withChef(target, async (client, signal) => {
     const { previous, changed } = await applyPins(client, target.environment, target.cookbooks, signal, { beforeWrite });
     // applyPins returns after the write and its read-back: by now any chef-client run resolves the new pins
