@@ -6,3 +6,4 @@ export * from './kube/index.ts';
 export * from './gates/index.ts';
 export * from './notify/index.ts';
 export * from './admission/index.ts';
+export * from './leases/index.ts';

@@ -65,6 +65,8 @@ function closedExitCode(status: ReleaseStatus | undefined): number {
       return EXIT.succeeded;
     case 'Failed':
       return EXIT.failedUnchanged;
+    case 'PartiallyRolledBack':
+      return EXIT.partiallyRolledBack;
     case 'RolledBack':
       return status.changes.some((c) => c.state === 'restore-skipped') ? EXIT.partiallyRolledBack : EXIT.rolledBack;
     default:

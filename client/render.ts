@@ -12,8 +12,8 @@ const show = (v: unknown) => (v === null || v === undefined ? 'none' : typeof v 
 
 export function phaseText(phase: string, out: Output): string {
   if (phase === 'Succeeded') return out.green(phase);
-  if (phase === 'RolledBack' || phase === 'Failed' || phase === 'RollbackFailed') return out.red(phase);
-  if (phase === 'AwaitingApproval' || phase === 'Paused' || phase === 'RollingBack') return out.yellow(phase);
+  if (phase === 'RolledBack' || phase === 'Failed' || phase === 'RollbackFailed' || phase === 'PartiallyRolledBack') return out.red(phase);
+  if (phase === 'AwaitingApproval' || phase === 'Paused' || phase === 'RollingBack' || phase === 'Queued') return out.yellow(phase);
   return phase;
 }
 
@@ -22,6 +22,7 @@ export function renderStatus(s: ReleaseStatus, out: Output): string {
   const lines = [
     `${out.bold(s.release)} (${s.app}${s.version ? ` ${s.version}` : ''}): ${phaseText(s.phase, out)}${s.heldBy ? ` — held by ${s.heldBy}` : ''}`,
     `started ${s.startedAt}${s.startedBy ? ` by ${s.startedBy}` : ''}${s.endedAt ? `, ended ${s.endedAt}` : ''}`,
+    ...(s.waiting ? [out.yellow(r(s.waiting))] : []),
     'steps:',
     ...s.steps.map((st) => `  ${mark(st.state, out)} ${String(st.index + 1).padStart(2)}. ${r(st.summary)}`),
   ];
@@ -93,7 +94,7 @@ export function mdText(text: string): string {
     .replace(/\bwww\./gi, (w) => `${w.slice(0, 3)}&#46;`);
 }
 
-const icons: Record<string, string> = { Succeeded: '✅', RolledBack: '❌', Failed: '❌', RollbackFailed: '🛑' };
+const icons: Record<string, string> = { Succeeded: '✅', RolledBack: '❌', Failed: '❌', RollbackFailed: '🛑', PartiallyRolledBack: '⚠️' };
 
 /** Markdown for $GITHUB_STEP_SUMMARY. `ending` says how the wait ended when that is not the release's phase. */
 export function markdownSummary(s: ReleaseStatus, link?: string, ending?: string): string {

@@ -232,6 +232,12 @@ export const ingressRef = z.strictObject(kubeRef);
 export const canary = z.strictObject({
   ingress: ingressRef,
   weightTotal: z.int().min(1).max(1_000_000).default(100),
+  /**
+   * Allow an Ingress that looks like the primary (no canary annotation, no other Ingress for the
+   * same host and path) to be used as the canary. Preflight refuses it otherwise: marking the
+   * primary as a canary would send its traffic nowhere.
+   */
+  allowPrimary: z.boolean().optional(),
 });
 
 const deploymentRef = z.strictObject({
@@ -369,6 +375,12 @@ export const releaseSpec = z.strictObject({
           maxAttempts: z.int().min(1).max(100).default(5),
         })
         .default({ maxAttempts: 5 }),
+      /**
+       * Leases on shared targets (docs/leases.md): how long the release may wait for another
+       * release to free a target it needs; when it runs out the release fails with nothing changed.
+       * Default 1h.
+       */
+      leases: z.strictObject({ timeout: duration.optional() }).optional(),
     })
     .superRefine(checkReferences),
 });

@@ -32,13 +32,14 @@ export interface CreateWorkerOptions {
 
 export async function createWorker(o: CreateWorkerOptions): Promise<Worker> {
   registerPolicy(o.taskQueue, o.policy ?? policyFromEnv());
-  const { admitRelease, verifyDecision } = activities;
+  // admission, decisions and leases are the worker's own, also under replaced activities
+  const { admitRelease, verifyDecision, requestLeases } = activities;
   return Worker.create({
     connection: o.connection,
     namespace: o.namespace,
     taskQueue: o.taskQueue,
     workflowBundle: await workflowBundle(),
-    activities: o.activities ? { ...o.activities, admitRelease, verifyDecision } : activities,
+    activities: o.activities ? { ...o.activities, admitRelease, verifyDecision, requestLeases } : activities,
     ...o.extra,
   });
 }

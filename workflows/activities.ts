@@ -2,7 +2,7 @@
  * Activity proxies with options per kind of work. Only the activities' types are imported:
  * the implementations live in the worker, never in the workflow bundle.
  */
-import { proxyActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
 import type * as activities from '../activities/index.ts';
 
 type Acts = typeof activities;
@@ -16,6 +16,18 @@ export const reads = proxyActivities<Acts>({
 /** Mutations: idempotent, so retrying after a timeout is safe, but bounded so a release fails instead of hanging. */
 export const writes = proxyActivities<Acts>({
   startToCloseTimeout: '2m',
+  retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
+});
+
+/**
+ * Mutations that cannot outrun their undo: they heartbeat (so an abort reaches them), never
+ * abandon a request they sent, and stop between steps when cancelled; the workflow waits until
+ * the attempt has ended (WAIT_CANCELLATION_COMPLETED) before it starts the rollback.
+ */
+export const awaitedWrites = proxyActivities<Acts>({
+  startToCloseTimeout: '2m',
+  heartbeatTimeout: '20s',
+  cancellationType: ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
   retry: { initialInterval: '2s', backoffCoefficient: 2, maximumInterval: '1m', maximumAttempts: 5 },
 });
 

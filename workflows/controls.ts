@@ -15,7 +15,7 @@ import type * as activities from '../activities/index.ts';
 import { type Command, type Decision, type Phase, SIGNALS, statusQuery, UPDATES } from './messages.ts';
 import type { ReleaseState } from './state.ts';
 
-const RUNNING: readonly Phase[] = ['Pending', 'Preflight', 'Applying', 'Verifying', 'Paused', 'AwaitingApproval'];
+const RUNNING: readonly Phase[] = ['Pending', 'Queued', 'Preflight', 'Applying', 'Verifying', 'Paused', 'AwaitingApproval'];
 
 /**
  * Refused decisions recorded per release. Beyond it, refusals are no longer recorded and a decision

@@ -10,9 +10,9 @@ import type { FluxPrevious, KustomizeImage } from '../activities/flux/types.ts';
 import type { RolloutExpectation } from '../activities/kube/rollout.ts';
 import { gateSummary, gateTiming, type PlanStep } from '../release-spec/plan.ts';
 import type { DeploymentRef, FluxTarget } from '../release-spec/schema.ts';
-import { gates, reads, undo, writes } from './activities.ts';
+import { gates, reads, undo } from './activities.ts';
 import { applyFluxGit, gitImages, isGitMode } from './git-mode.ts';
-import type { Run } from './steps.ts';
+import { writesOf, type Run } from './steps.ts';
 
 type FluxStep = Extract<PlanStep, { kind: 'flux' }>;
 
@@ -39,7 +39,7 @@ export async function applyFlux(run: Run, index: number, step: FluxStep): Promis
   run.saga.add({ change, summary: `restore ${where(target)}`, run: () => restoreFlux(run, index, target, previous, `${token}/undo`) });
   // until the pin returns, gates know only the token (a retried pin may find its spec in place)
   run.written.set(target.id, { token });
-  const { written } = await writes.fluxPin.executeWithOptions({ summary: step.summary }, [{ target, token }]);
+  const { written } = await writesOf(run).fluxPin.executeWithOptions({ summary: step.summary }, [{ target, token }]);
   run.written.set(target.id, written);
   run.release.updateChange(change, { state: 'applied' });
 }
@@ -73,7 +73,9 @@ export function rolloutExpectation(run: Run, deployment: DeploymentRef): Rollout
  * A wait that fails fails the compensation (RollbackFailed: a person retries or skips it).
  */
 async function restoreFlux(run: Run, index: number, target: FluxTarget, previous: FluxPrevious, token: string): Promise<void> {
-  const written = await undo.fluxUnpin.executeWithOptions({ summary: `restore ${where(target)}`, retry: { maximumAttempts: maxAttempts(run) } }, [{ target, previous, token }]);
+  // guarded: only entries that still hold what this release wrote are put back (someone else's change is a conflict)
+  const input = run.features.guardedUndo ? { target, previous, token, guard: true } : { target, previous, token };
+  const written = await undo.fluxUnpin.executeWithOptions({ summary: `restore ${where(target)}`, retry: { maximumAttempts: maxAttempts(run) } }, [input]);
   if (run.readyBefore.get(target.id) === false) return;
   const spec = run.release.input.spec.spec;
   const readyGate = Object.entries(spec.gates).find(([, g]) => g.fluxReady?.target === target.id);

@@ -7,6 +7,7 @@ import type { GateResult } from '../activities/gates/result.ts';
 
 export const PHASES = [
   'Pending',
+  'Queued', // waiting for a lease on a shared target another release holds (status.waiting says which)
   'Preflight',
   'Applying',
   'Verifying',
@@ -16,10 +17,11 @@ export const PHASES = [
   'Failed', // a preflight check failed: nothing was changed
   'RollingBack',
   'RolledBack',
-  'RollbackFailed', // a compensation keeps failing: waits for a person to retry or skip it
+  'RollbackFailed', // a compensation keeps failing or found a conflict: waits for a person to retry or skip it
+  'PartiallyRolledBack', // the rollback ended with undos a person skipped: status.skipped lists the changes left in place
 ] as const;
 export type Phase = (typeof PHASES)[number];
-export const FINAL_PHASES: readonly Phase[] = ['Succeeded', 'Failed', 'RolledBack'];
+export const FINAL_PHASES: readonly Phase[] = ['Succeeded', 'Failed', 'RolledBack', 'PartiallyRolledBack'];
 
 /**
  * Who asks, and why. A decision counts only with `proof`: an SSH signature by one of `by`'s keys
@@ -112,6 +114,12 @@ export interface ReleaseStatus {
   changes: Change[];
   gates: (GateResult & { step: number })[];
   decisions: DecisionRecord[];
+  /** while Queued: what the release waits for and who holds it */
+  waiting?: string;
+  /** the shared targets the release holds leases on (docs/leases.md) */
+  leases?: string[];
+  /** PartiallyRolledBack: the changes whose undo a person skipped (still in place) */
+  skipped?: string[];
   /** preflight findings that do not stop the release but weaken a gate (e.g. a Kustomization without wait) */
   warnings?: string[];
   error?: string;

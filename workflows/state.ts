@@ -20,6 +20,8 @@ export class ReleaseState {
   abortRequested = false;
   /** answer to a failing compensation: retry it or skip it */
   compensationAnswer: 'retry' | 'skip' | undefined;
+  /** the last webhook notification scheduled, so the end can wait for it */
+  private lastNotification: Promise<unknown> | undefined;
 
   constructor(input: ReleaseInput) {
     this.input = input;
@@ -91,11 +93,29 @@ export class ReleaseState {
     this.publish();
   }
 
+  /** While Queued: what the release waits for (shown in status and the UI). */
+  setWaiting(waiting: string | undefined): void {
+    if (waiting === undefined) delete this.status.waiting;
+    else this.status.waiting = waiting;
+    this.publish();
+  }
+
   finish(phase: Phase, error?: string): void {
     if (error) this.status.error = error;
     this.status.endedAt = now();
     delete this.status.currentStep;
     this.setPhase(phase, error ? `${this.status.release} is ${phase}: ${error}` : undefined);
+  }
+
+  /**
+   * finish() whose notification is awaited before the release completes: the event must be sent
+   * before the workflow closes (a notification scheduled in the completing task is never sent).
+   * Bounded: the notify activity retries each webhook itself and never fails; a failure here is
+   * swallowed — a webhook never changes the outcome.
+   */
+  async finishNotified(phase: Phase, error?: string): Promise<void> {
+    this.finish(phase, error);
+    await this.lastNotification?.catch(() => undefined);
   }
 
   /** The markdown shown as "current details" in the Temporal UI. */
@@ -105,7 +125,9 @@ export class ReleaseState {
     const lines = [
       `**${s.release}** (${s.app}${s.version ? ` ${s.version}` : ''}): **${s.phase}**${s.heldBy ? ` — held by ${s.heldBy}` : ''}`,
       current ? `step ${current.index + 1} of ${s.steps.length}: ${current.summary}` : '',
+      s.waiting ? `${s.waiting}` : '',
       s.error ? `error: ${s.error}` : '',
+      s.skipped?.length ? `left in place (undo skipped): ${s.skipped.join('; ')}` : '',
     ].filter(Boolean);
     // markdown: a list needs a blank line before it, or the UI runs it into the paragraph
     const changes = s.changes.map((c) => `- ${c.summary}: ${c.state}${c.error ? ` (${c.error})` : ''}`);
@@ -129,8 +151,9 @@ export class ReleaseState {
       ...(this.input.uiUrl ? { uiUrl: `${this.input.uiUrl}/namespaces/${workflowInfo().namespace}/workflows/${workflowInfo().workflowId}` } : {}),
       at: now(),
     };
-    void CancellationScope.nonCancellable(() =>
+    const sent = CancellationScope.nonCancellable(() =>
       notifications.notify.executeWithOptions({ summary: `notify: ${this.status.phase}` }, [{ webhooks, event }]),
     ).catch(() => undefined);
+    this.lastNotification = sent;
   }
 }

@@ -9,7 +9,7 @@ import type { FluxWritten } from '../activities/flux/readiness.ts';
 import type { GateResult } from '../activities/gates/result.ts';
 import { formatDuration, parseDuration } from '../release-spec/duration.ts';
 import { gateSummary, gateTiming, type PlanStep } from '../release-spec/plan.ts';
-import { gates, undo, writes, reads } from './activities.ts';
+import { awaitedWrites, gates, undo, writes, reads } from './activities.ts';
 import { fluxReadyInput, rolloutExpectation } from './flux.ts';
 import { fluxGitGate, isGitMode, type GitCommitted } from './git-mode.ts';
 import type { Saga } from './saga.ts';
@@ -32,7 +32,14 @@ export interface Run {
   canaryChange?: number;
   /** Git-mode Flux targets: the commit each one made, so its fluxReady gate waits for Flux to apply it */
   gitCommits?: Map<string, GitCommitted>;
+  /** every canary weight this release asked for (guarded undo: any of them on the Ingress is this release's) */
+  canaryWeights?: number[];
+  /** behaviour added after the first releaseV2 (release.ts, features()): off when replaying older releases */
+  features: { leases: boolean; guardedUndo: boolean; awaitWrites: boolean; endPhases: boolean; notifyEnd: boolean };
 }
+
+/** The proxy for mutations: awaited on cancellation where the release runs with that rule. */
+export const writesOf = (run: Run) => (run.features.awaitWrites ? awaitedWrites : writes);
 
 type Step<K extends PlanStep['kind']> = Extract<PlanStep, { kind: K }>;
 
@@ -49,13 +56,15 @@ export async function applyChef(run: Run, index: number, step: Step<'chef'>): Pr
   const previous = await reads.chefSnapshot.executeWithOptions({ summary: `read cookbook pins in ${target.environment}` }, [target]);
   const change = run.release.addChange({ step: index, system: 'chef', target: target.id, summary: step.summary, before: previous, after: target.cookbooks });
   const restoreSummary = `restore ${describePins(previous)} in ${target.environment}`;
+  // guarded: restores only cookbooks that still hold what this release wrote (a hand edit since is a conflict)
+  const restoreInput = run.features.guardedUndo ? { target, previous, written: target.cookbooks } : { target, previous };
   run.saga.add({
     change,
     summary: restoreSummary,
-    run: () => undo.chefRestore.executeWithOptions({ summary: restoreSummary, retry: { maximumAttempts: maxAttempts(run) } }, [{ target, previous }]),
+    run: () => undo.chefRestore.executeWithOptions({ summary: restoreSummary, retry: { maximumAttempts: maxAttempts(run) } }, [restoreInput]),
   });
   run.pinnedAt.set(target.id, epochMs());
-  const pinned = await writes.chefPin.executeWithOptions({ summary: step.summary }, [target]);
+  const pinned = await writesOf(run).chefPin.executeWithOptions({ summary: step.summary }, [target]);
   // results recorded before landedAt existed hold only the previous pins: keep the workflow's clock then
   const landedAt = (pinned as Partial<ChefPinResult> | undefined)?.landedAt;
   if (typeof landedAt === 'number') run.pinnedAt.set(target.id, landedAt);
@@ -63,6 +72,7 @@ export async function applyChef(run: Run, index: number, step: Step<'chef'>): Pr
 }
 
 export async function setWeight(run: Run, index: number, step: Step<'setWeight'>): Promise<void> {
+  if (run.features.guardedUndo) return setWeightExact(run, index, step);
   const ingress = run.release.input.spec.spec.canary!.ingress;
   if (run.canaryChange === undefined) {
     const { weight: before } = await reads.canarySnapshot.executeWithOptions({ summary: `read canary weight of ${ingress.namespace}/${ingress.name}` }, [ingress]);
@@ -78,6 +88,38 @@ export async function setWeight(run: Run, index: number, step: Step<'setWeight'>
   }
   await writes.setCanaryWeight.executeWithOptions({ summary: step.summary }, [{ ingress, weight: step.weight }]);
   run.release.updateChange(run.canaryChange, { state: 'applied' });
+}
+
+/**
+ * The canary weight with an exact undo: the canary annotations (flag, weight, weight total) are
+ * read once before the first change and put back exactly as they were, absent stays absent —
+ * only while the Ingress still carries a weight this release set (else a conflict).
+ */
+async function setWeightExact(run: Run, index: number, step: Step<'setWeight'>): Promise<void> {
+  const canary = run.release.input.spec.spec.canary!;
+  const { ingress } = canary;
+  const where = `${ingress.namespace}/${ingress.name}`;
+  if (run.canaryChange === undefined) {
+    const before = await reads.canaryAnnotations.executeWithOptions({ summary: `read canary annotations of ${where}` }, [ingress]);
+    const summary = `canary annotations of ${where} back to ${describeAnnotations(before)}`;
+    run.canaryChange = run.release.addChange({ step: index, system: 'canary', target: where, summary: step.summary, before: before.weight === null ? null : Number(before.weight), after: step.weight });
+    run.canaryWeights = [];
+    run.saga.add({
+      change: run.canaryChange,
+      summary,
+      run: () => undo.canaryRestore.executeWithOptions({ summary, retry: { maximumAttempts: maxAttempts(run) } }, [{ ingress, before, written: run.canaryWeights ?? [] }]),
+    });
+  } else {
+    run.release.updateChange(run.canaryChange, { summary: step.summary, after: step.weight, state: 'applying' });
+  }
+  run.canaryWeights!.push(step.weight);
+  await writesOf(run).setCanaryWeight.executeWithOptions({ summary: step.summary }, [{ ingress, weight: step.weight, weightTotal: canary.weightTotal }]);
+  run.release.updateChange(run.canaryChange, { state: 'applied' });
+}
+
+function describeAnnotations(a: { canary: string | null; weight: string | null; weightTotal: string | null }): string {
+  const show = (v: string | null) => (v === null ? 'absent' : JSON.stringify(v));
+  return `canary ${show(a.canary)}, weight ${show(a.weight)}, weight total ${show(a.weightTotal)}`;
 }
 
 export async function pause(run: Run, step: Step<'pause'>): Promise<void> {

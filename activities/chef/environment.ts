@@ -54,11 +54,19 @@ const samePins = (a: CookbookPins, b: CookbookPins) => Object.keys(b).every((k) 
  * Sets the given pins (null removes the entry) and returns what they were before. Nothing is
  * written when the environment already has them, so running it twice is the same as once.
  */
+export interface ApplyOptions {
+  /** looks at the environment as read, before anything is written (a guarded undo throws its conflict here) */
+  guard?: (current: ChefEnvironment) => void;
+  /** right before the PUT is sent: throws when the activity was cancelled (never during the PUT) */
+  beforeWrite?: () => void;
+}
+
 export async function applyPins(
   client: ChefClient,
   environment: string,
   pins: CookbookPins,
   signal?: AbortSignal,
+  options: ApplyOptions = {},
 ): Promise<{ previous: CookbookPins; changed: boolean }> {
   refuseDefault(client, environment);
   for (const [cb, constraint] of Object.entries(pins)) {
@@ -72,6 +80,7 @@ export async function applyPins(
   }
 
   const env = await getEnvironment(client, environment, signal);
+  options.guard?.(env);
   const previous = pinsOf(env, Object.keys(pins));
   if (samePins(previous, pins)) return { previous, changed: false };
 
@@ -91,12 +100,14 @@ export async function applyPins(
     override_attributes: env.override_attributes ?? {},
     cookbook_versions: cookbookVersions,
   };
+  options.beforeWrite?.();
   try {
+    // no cancellation signal: a PUT that was sent runs to its own timeout, so no write lands after
+    // the activity has ended (and the undo has started)
     await client.put(`environments/${seg(environment)}`, {
       object: `environment ${environment}`,
       body,
       notFoundHint: `the environment was deleted while it was being changed; recreate it or fix the environment name in the release spec`,
-      ...(signal ? { signal } : {}),
     });
   } catch (err) {
     // Chef Infra Server takes 1 to 3 version parts, but goiardi and Chef 11 want 2 or 3 ("~> 1" -> "~> 1.0")

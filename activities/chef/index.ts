@@ -7,9 +7,11 @@ import { enforceChef } from '../../policy/enforce.ts';
 import { CHEF_AUTH, CHEF_FORBIDDEN, ChefClient } from './client.ts';
 import { checkConvergence, DEFAULT_RULES, newPollMemory } from './convergence.ts';
 import { forgetCredentials, resolveCredentials, type ChefCredentialsRef } from './credentials.ts';
-import { applyPins, getEnvironment, pinsOf, refuseDefault, type CookbookPins } from './environment.ts';
+import { applyPins, getEnvironment, pinsOf, refuseDefault, type ChefEnvironment, type CookbookPins } from './environment.ts';
+import { UNDO_CONFLICT } from '../undo-conflict.ts';
 import { preflight, type PreflightResult } from './preflight.ts';
 import { pollGate } from '../gates/poll.ts';
+import { heartbeating } from '../heartbeat.ts';
 import type { GateResult } from '../gates/result.ts';
 
 export type { ChefCredentialsRef } from './credentials.ts';
@@ -94,8 +96,9 @@ export interface ChefPinResult {
  * calling this.
  */
 export async function chefPin(target: ChefTarget): Promise<ChefPinResult> {
-  return withChef(target, async (client, signal) => {
-    const { previous, changed } = await applyPins(client, target.environment, target.cookbooks, signal);
+  // heartbeats so an abort reaches it; stops before the PUT when cancelled, never during it (docs/rollback.md)
+  return heartbeating((beforeWrite) => withChef(target, async (client, signal) => {
+    const { previous, changed } = await applyPins(client, target.environment, target.cookbooks, signal, { beforeWrite });
     // applyPins returns after the write and its read-back: by now any chef-client run resolves the new pins
     const landedAt = Date.now();
     log.info(changed ? 'pinned Chef cookbooks' : 'Chef cookbooks already pinned', {
@@ -106,21 +109,46 @@ export async function chefPin(target: ChefTarget): Promise<ChefPinResult> {
       pinned: target.cookbooks,
     });
     return { previous, landedAt };
-  });
+  }));
 }
 
-/** Writes back exactly the recorded constraints (null removes the entry). Idempotent; touches nothing else. */
-export async function chefRestore(input: { target: ChefTarget; previous: CookbookPins }): Promise<void> {
-  const { target, previous } = input;
+/**
+ * Writes back exactly the recorded constraints (null removes the entry). Idempotent; touches
+ * nothing else. With `written` (what the release pinned), a cookbook whose constraint is now
+ * neither that nor the recorded one was changed by someone else: nothing is written and the
+ * restore fails with a non-retryable conflict naming the cookbook and the value found (the
+ * release waits in RollbackFailed for retry or skip). Chef keeps no history of an environment,
+ * so who changed it cannot be told; the message says it was changed outside this release.
+ */
+export async function chefRestore(input: { target: ChefTarget; previous: CookbookPins; written?: Record<string, string> }): Promise<void> {
+  const { target, previous, written } = input;
   enforceChef({ ...target, cookbooks: { ...previous, ...target.cookbooks } });
   await withChef(target, async (client, signal) => {
-    const { changed } = await applyPins(client, target.environment, previous, signal);
+    const guard = written ? (env: ChefEnvironment) => refuseForeignPins(client, target.environment, env, previous, written) : undefined;
+    const { changed } = await applyPins(client, target.environment, previous, signal, guard ? { guard } : {});
     log.info(changed ? 'restored Chef cookbook constraints' : 'Chef cookbook constraints already as recorded', {
       target: target.id,
       server: client.serverUrl,
       environment: target.environment,
       restored: previous,
     });
+  });
+}
+
+/** Throws an UndoConflict when a cookbook holds neither what the release wrote nor what it restores. */
+function refuseForeignPins(client: ChefClient, environment: string, env: ChefEnvironment, previous: CookbookPins, written: Record<string, string>): void {
+  const now = pinsOf(env, Object.keys(previous));
+  const show = (c: string | null | undefined) => (c === null || c === undefined ? '(unpinned)' : JSON.stringify(c));
+  const foreign = Object.keys(previous).filter((cb) => now[cb] !== (written[cb] ?? null) && now[cb] !== previous[cb]);
+  if (foreign.length === 0) return;
+  throw ApplicationFailure.create({
+    type: UNDO_CONFLICT,
+    nonRetryable: true,
+    message:
+      foreign.map((cb) => `cookbook_versions.${cb} in environment ${environment} (${client.serverUrl}) is ${show(now[cb])}, not ${show(written[cb])} as this release wrote`).join('; ') +
+      `: changed outside this release (a Chef environment keeps no history of who changed it). Not restored to ${foreign.map((cb) => `${cb} ${show(previous[cb])}`).join(', ')}: ` +
+      'retry after putting it back yourself, or skip to keep what is there',
+    details: [{ conflicts: foreign.map((cb) => ({ key: `cookbook_versions.${cb}`, found: now[cb], wrote: written[cb] ?? null, restore: previous[cb] })) }],
   });
 }
 

@@ -9,6 +9,7 @@ import { preflightGit } from '../git/preflight.ts';
 import { preflightFlux, type FluxPreflight } from './preflight.ts';
 import type { FluxWritten } from './readiness.ts';
 import type { FluxPrevious, FluxTarget } from './types.ts';
+import { heartbeating } from '../heartbeat.ts';
 
 export type { FluxPrevious, FluxTarget, KustomizeImage } from './types.ts';
 export type { FluxWritten } from './readiness.ts';
@@ -42,7 +43,8 @@ export async function fluxApply(input: { target: FluxTarget; token: string }): P
  * the spec changed): what the fluxReady and rollout gates wait for.
  */
 export async function fluxPin(input: { target: FluxTarget; token: string }): Promise<{ previous: FluxPrevious; written: FluxWritten }> {
-  const { previous, written } = await applyFlux(input.target, input.token);
+  // heartbeats so an abort reaches it; a patch that was sent is never abandoned (docs/rollback.md)
+  const { previous, written } = await heartbeating((beforeWrite) => applyFlux(input.target, input.token, { beforeWrite }));
   return { previous, written };
 }
 
@@ -55,8 +57,9 @@ export async function fluxRestore(input: { target: FluxTarget; previous: FluxPre
  * fluxRestore that returns what it wrote, so the release can wait for Flux to apply the restored
  * spec and for the rollout back before it says RolledBack.
  */
-export async function fluxUnpin(input: { target: FluxTarget; previous: FluxPrevious; token: string }): Promise<FluxWritten> {
-  return restoreFlux(input.target, input.previous, input.token);
+export async function fluxUnpin(input: { target: FluxTarget; previous: FluxPrevious; token: string; guard?: boolean }): Promise<FluxWritten> {
+  // guard: put back only what still holds the release's values; someone else's change is an UndoConflict
+  return restoreFlux(input.target, input.previous, input.token, input.guard ? { guard: true } : {});
 }
 
 export async function fluxReadyGate(input: { gate: string; target: FluxTarget; token: string; generation?: number; specChanged?: boolean; timeoutMs: number; intervalMs: number }): Promise<GateResult> {

@@ -17,6 +17,39 @@ export const FLUX_KINDS: Record<FluxTarget['kind'], FluxKindInfo> = {
   HelmRelease: { group: 'helm.toolkit.fluxcd.io', version: 'v2', plural: 'helmreleases' },
 };
 
+/** One metadata.managedFields entry: who last wrote which fields, and when. */
+export interface ManagedField {
+  manager?: string;
+  operation?: string;
+  subresource?: string;
+  time?: string | Date;
+  fieldsV1?: Record<string, unknown>;
+}
+
+/** The field manager of every patch the worker sends, so a conflict can tell its writes from others'. */
+export const FIELD_MANAGER = 'hybrid-release';
+
+/**
+ * Who last wrote the field at `path` (fieldsV1 keys, e.g. ['f:spec', 'f:images']), as the API
+ * server recorded it: "kubectl-edit (Update) at 2026-12-02T18:01:02Z", or undefined when unknown.
+ */
+export function lastWriter(fields: ManagedField[] | undefined, path: string[]): string | undefined {
+  const owners = (fields ?? []).filter((f) => {
+    if (f.subresource) return false; // status writes are not spec changes
+    let node: unknown = f.fieldsV1;
+    for (const k of path) {
+      if (!node || typeof node !== 'object' || !Object.hasOwn(node, k)) return false;
+      node = (node as Record<string, unknown>)[k];
+    }
+    return true;
+  });
+  const time = (f: ManagedField) => (f.time instanceof Date ? f.time.toISOString() : (f.time ?? ''));
+  owners.sort((a, b) => (time(a) < time(b) ? 1 : time(a) > time(b) ? -1 : 0));
+  const o = owners[0];
+  if (!o) return undefined;
+  return `${o.manager ?? 'an unnamed field manager'}${o.operation ? ` (${o.operation})` : ''}${time(o) ? ` at ${time(o)}` : ''}`;
+}
+
 /** The parts of a Flux object these activities read. */
 export interface FluxCondition {
   type: string;
@@ -28,7 +61,7 @@ export interface FluxCondition {
 export interface FluxObject {
   apiVersion?: string;
   kind?: string;
-  metadata: { name: string; namespace: string; generation?: number; resourceVersion?: string; annotations?: Record<string, string> };
+  metadata: { name: string; namespace: string; generation?: number; resourceVersion?: string; annotations?: Record<string, string>; managedFields?: ManagedField[] };
   spec?: {
     suspend?: boolean;
     images?: Array<Record<string, unknown>>;
@@ -82,7 +115,7 @@ export function getFlux(ref: FluxRef): Promise<FluxObject> {
  */
 export function mergePatchFlux(ref: FluxRef, body: object): Promise<FluxObject> {
   return ref.clients.customObjects.patchNamespacedCustomObject(
-    { ...coords(ref), body },
+    { ...coords(ref), body, fieldManager: FIELD_MANAGER },
     setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
   ) as Promise<FluxObject>;
 }

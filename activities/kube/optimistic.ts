@@ -11,6 +11,8 @@ export interface ReadModifyPatch<T, R> {
   attempts?: number;
   /** runs after each read; tests use it to change the object between read and patch */
   afterRead?: (attempt: number) => Promise<void>;
+  /** right before a patch is sent: throws when the activity was cancelled (never during the patch) */
+  beforeWrite?: () => void;
 }
 
 /**
@@ -25,6 +27,7 @@ export async function readModifyPatch<T, R>(o: ReadModifyPatch<T, R>): Promise<R
     await o.afterRead?.(attempt);
     const { patch, result } = o.plan(current);
     if (!patch) return { ...result, attempts: attempt };
+    o.beforeWrite?.();
     try {
       await o.write(patch);
       return { ...result, attempts: attempt };

@@ -103,7 +103,7 @@ export function endingText(result: FollowResult, workflowId: string): string | u
     case 'timedOut':
       return `stopped waiting: --timeout reached; the release goes on (hybrid-release watch ${app})`;
     case 'rollbackFailed':
-      return `a person must act: an undo keeps failing. Retry it (hybrid-release retry ${app}) or accept it and go on undoing the rest (hybrid-release skip ${app} --reason …); the release waits`;
+      return `a person must act: an undo keeps failing or found the target changed since this release wrote it. Retry it (hybrid-release retry ${app}) or accept it and go on undoing the rest (hybrid-release skip ${app} --reason …); the release waits`;
     case 'external': {
       const { how, reason, identity } = result.end;
       const by = identity ? ` by ${identity}` : '';
@@ -113,7 +113,8 @@ export function endingText(result: FollowResult, workflowId: string): string | u
     }
     case 'closed':
       if (s?.phase === 'Failed') return 'nothing was changed';
-      if (s?.phase === 'RolledBack' && remaining.length) return `rolled back except what a person skipped: ${list}`;
+      // PartiallyRolledBack is the phase since leases/guarded undo; RolledBack with skips is how older releases end
+      if ((s?.phase === 'PartiallyRolledBack' || s?.phase === 'RolledBack') && remaining.length) return `rolled back except what a person skipped: ${list}`;
       return undefined;
   }
 }

@@ -144,6 +144,34 @@ describe('Kustomization images', () => {
   });
 });
 
+describe('guarded undo', () => {
+  test('restores only what still holds the release\'s value; a tag someone set since is a conflict naming key, value and field manager', async () => {
+    const name = uniqueName('ks');
+    // suspended: the controller writes nothing to it; only the test and the activities do
+    await createKustomization({ namespace: ns, name, images: [{ name: WEB, newTag: '1.0.0' }], suspend: true }, kc());
+    const target = kustomization(name, [{ name: WEB, newTag: '1.2.0' }]);
+    const { previous } = await runActivity(flux.fluxPin, { target, token: 'tok-guard' });
+    // a person's hotfix lands after the pin
+    await a.custom.patchNamespacedCustomObject(
+      { ...coords('Kustomization', name), body: { spec: { images: [{ name: WEB, newTag: '1.2.1' }] } }, fieldManager: 'kubectl-edit' },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await rejects(runActivity(flux.fluxUnpin, { target, previous, token: 'tok-guard/undo', guard: true }), (e) => {
+      assert.equal(e.type, 'UndoConflict');
+      assert.equal(e.nonRetryable, true);
+      assert.match(e.message, /spec.images\[name=ghcr.io\/acme\/web\] is \{"name":"ghcr.io\/acme\/web","newTag":"1.2.1"\}, not .*"newTag":"1.2.0".* as this release wrote — changed by kubectl-edit \(Update\) at /);
+    });
+    assert.deepEqual((await read('Kustomization', name)).spec.images, [{ name: WEB, newTag: '1.2.1' }], 'the hotfix stays');
+    // once the value is back to what the release wrote, the undo restores it
+    await a.custom.patchNamespacedCustomObject(
+      { ...coords('Kustomization', name), body: { spec: { images: [{ name: WEB, newTag: '1.2.0' }] } } },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await runActivity(flux.fluxUnpin, { target, previous, token: 'tok-guard/undo2', guard: true });
+    assert.deepEqual((await read('Kustomization', name)).spec.images, [{ name: WEB, newTag: '1.0.0' }]);
+  });
+});
+
 describe('fluxReady gate on the real controllers', () => {
   test('passes although another requestedAt writer replaced the release token before Flux read it', async () => {
     const name = uniqueName('ks');

@@ -10,7 +10,7 @@ import * as k8s from '@kubernetes/client-node';
 import * as flux from '../../activities/flux/index.ts';
 import type { FluxTarget } from '../../activities/flux/index.ts';
 import * as kube from '../../activities/kube/index.ts';
-import { CANARY, CANARY_WEIGHT } from '../../activities/kube/canary.ts';
+import { CANARY, CANARY_WEIGHT, CANARY_WEIGHT_TOTAL } from '../../activities/kube/canary.ts';
 import { kubeClients } from '../../activities/kube/clients.ts';
 import { rejects, runActivity } from '../support/activity.ts';
 import { uniqueName } from '../support/env.ts';
@@ -194,6 +194,47 @@ describe('canary weight', () => {
     const after = await annotations(name);
     assert.equal(after[CANARY_WEIGHT], undefined);
     assert.equal(after['nginx.ingress.kubernetes.io/rewrite-target'], '/', 'other annotations untouched');
+  });
+
+  test('exact undo: flag, weight and total absent before are absent after; weightTotal is written; a foreign weight is a conflict naming its writer', async () => {
+    const name = uniqueName('canary');
+    await seedIngress(name, { 'nginx.ingress.kubernetes.io/rewrite-target': '/' });
+    const ingress = { namespace: ns, name };
+    const before = await kube.canaryAnnotations(ingress);
+    assert.deepEqual(before, { canary: null, weight: null, weightTotal: null });
+    await kube.setCanaryWeight({ ingress, weight: 200, weightTotal: 1000 });
+    await kube.setCanaryWeight({ ingress, weight: 500, weightTotal: 1000 });
+    assert.deepEqual(await annotations(name), { 'nginx.ingress.kubernetes.io/rewrite-target': '/', [CANARY]: 'true', [CANARY_WEIGHT]: '500', [CANARY_WEIGHT_TOTAL]: '1000' });
+    await kube.canaryRestore({ ingress, before, written: [200, 500] });
+    assert.deepEqual(await annotations(name), { 'nginx.ingress.kubernetes.io/rewrite-target': '/' }, 'absent stays absent');
+    await kube.canaryRestore({ ingress, before, written: [200, 500] }); // idempotent
+
+    // someone else sets the weight: the undo refuses, naming the value and the field manager
+    await kube.setCanaryWeight({ ingress, weight: 20 });
+    await a.networking.patchNamespacedIngress(
+      { namespace: ns, name, body: { metadata: { annotations: { [CANARY_WEIGHT]: '70' } } }, fieldManager: 'kubectl-annotate' },
+      k8s.setHeaderOptions('Content-Type', k8s.PatchStrategy.MergePatch),
+    );
+    await rejects(kube.canaryRestore({ ingress, before, written: [20] }), (e) => {
+      assert.equal(e.type, 'UndoConflict');
+      assert.equal(e.nonRetryable, true);
+      assert.match(e.message, /canary-weight is "70", not a weight this release set \(20\) — changed by kubectl-annotate \(Update\) at /);
+    });
+    assert.equal((await annotations(name))[CANARY_WEIGHT], '70', 'not overwritten');
+  });
+
+  test('preflight refuses an Ingress without the canary flag unless canary.allowPrimary', async () => {
+    const name = uniqueName('primary');
+    await seedIngress(name);
+    const ingress = { namespace: ns, name };
+    await rejects(kube.canaryPreflightExact({ ingress, allowPrimary: false }), (e) => {
+      assert.equal(e.type, 'CanaryIsPrimary');
+      assert.match(e.message, /allowPrimary/);
+    });
+    await kube.canaryPreflightExact({ ingress, allowPrimary: true });
+    const canary = uniqueName('marked');
+    await seedIngress(canary, { [CANARY]: 'true' });
+    await kube.canaryPreflightExact({ ingress: { namespace: ns, name: canary }, allowPrimary: false });
   });
 
   test('an unreadable weight is refused, not overwritten blindly', async () => {

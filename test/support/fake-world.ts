@@ -23,6 +23,13 @@ export interface World {
   gateOutcome: Record<string, 'pass' | 'fail'>;
   /** the Kustomization's generation, moved by every pin and unpin */
   generation: number;
+  /** the canary Ingress's annotations beyond the weight (null = absent) */
+  canaryFlag: string | null;
+  weightTotal: string | null;
+  /** activity name -> ms a write takes (it heartbeats meanwhile and lands at the end, even when cancelled) */
+  slow: Record<string, number>;
+  /** the events the notify activity was asked to send */
+  events: Array<{ phase: string; summary: string }>;
 }
 
 export function newWorld(): World {
@@ -34,6 +41,10 @@ export function newWorld(): World {
     failures: {},
     gateOutcome: {},
     generation: 1,
+    canaryFlag: null,
+    weightTotal: null,
+    slow: {},
+    events: [],
   };
 }
 
@@ -53,6 +64,18 @@ export function fakeActivities(world: World) {
     if (!ok) throw ApplicationFailure.create({ type: 'GateFailed', message: `gate ${name} (${kind}) failed: ${result.reason}`, nonRetryable: true, details: [result] });
     return result;
   };
+  /** a write that takes a while: heartbeats, and once sent it lands, cancelled or not (as the real writes) */
+  const slowly = async (name: string) => {
+    const ms = world.slow[name];
+    if (!ms) return;
+    const ctx = Context.current();
+    const end = Date.now() + ms;
+    while (Date.now() < end) {
+      ctx.heartbeat();
+      await new Promise((r) => setTimeout(r, Math.min(100, end - Date.now())));
+    }
+  };
+  const conflict = (message: string) => ApplicationFailure.create({ type: 'UndoConflict', message, nonRetryable: true });
   const pins = (env: string, names: string[]): Pins => Object.fromEntries(names.map((n) => [n, world.chef[env]?.[n] ?? null]));
 
   return {
@@ -68,12 +91,17 @@ export function fakeActivities(world: World) {
     async chefPin(t: { environment: string; cookbooks: Record<string, string> }) {
       const before = pins(t.environment, Object.keys(t.cookbooks));
       enter('chefPin');
+      await slowly('chefPin');
       Object.assign(world.chef[t.environment]!, t.cookbooks);
       return { previous: before, landedAt: Date.now() };
     },
-    async chefRestore(i: { target: { environment: string }; previous: Pins }) {
+    async chefRestore(i: { target: { environment: string }; previous: Pins; written?: Record<string, string> }) {
       enter('chefRestore');
       const env = world.chef[i.target.environment]!;
+      for (const [cb, c] of Object.entries(i.previous)) {
+        const now = env[cb] ?? null;
+        if (i.written && now !== (i.written[cb] ?? null) && now !== c) throw conflict(`cookbook_versions.${cb} in environment ${i.target.environment} is ${JSON.stringify(now)}, not ${JSON.stringify(i.written[cb])} as this release wrote: changed outside this release`);
+      }
       for (const [cb, c] of Object.entries(i.previous)) {
         if (c === null) delete env[cb];
         else env[cb] = c;
@@ -101,15 +129,21 @@ export function fakeActivities(world: World) {
     },
     async fluxPin(i: { target: { name: string; images: Image[] }; token: string }) {
       enter('fluxPin');
+      await slowly('fluxPin');
       const current = world.images[i.target.name]!;
       const before = Object.fromEntries(i.target.images.map((img) => [img.name, current.find((c) => c.name === img.name) ?? null]));
       world.images[i.target.name] = [...current.filter((c) => !i.target.images.some((n) => n.name === c.name)), ...i.target.images];
       world.generation++;
       return { previous: { kind: 'Kustomization' as const, images: before }, written: { token: i.token, generation: world.generation, specChanged: true } };
     },
-    async fluxUnpin(i: { target: { name: string }; previous: { images: Record<string, Image | null> }; token: string }) {
+    async fluxUnpin(i: { target: { name: string; images: Image[] }; previous: { images: Record<string, Image | null> }; token: string; guard?: boolean }) {
       enter('fluxUnpin');
       let current = world.images[i.target.name]!;
+      for (const want of i.guard ? i.target.images : []) {
+        const now = current.find((c) => c.name === want.name);
+        const before = i.previous.images[want.name] ?? null;
+        if (now?.newTag !== want.newTag && now?.newTag !== before?.newTag) throw conflict(`spec.images[name=${want.name}] is ${JSON.stringify(now ?? null)}, not ${JSON.stringify(want)} as this release wrote — changed by kubectl-edit (Update)`);
+      }
       for (const [name, prev] of Object.entries(i.previous.images)) {
         current = current.filter((c) => c.name !== name);
         if (prev) current.push(prev);
@@ -149,18 +183,38 @@ export function fakeActivities(world: World) {
     async canaryPreflight() {
       enter('canaryPreflight');
     },
+    async canaryPreflightExact() {
+      enter('canaryPreflight');
+    },
+    async canaryAnnotations() {
+      enter('canaryAnnotations');
+      return { canary: world.canaryFlag, weight: world.weight === null ? null : String(world.weight), weightTotal: world.weightTotal };
+    },
+    async canaryRestore(i: { before: { canary: string | null; weight: string | null; weightTotal: string | null }; written: number[] }) {
+      enter('canaryRestore');
+      const ours = world.weight !== null && i.written.includes(world.weight);
+      const restored = String(world.weight) === String(i.before.weight) && world.canaryFlag === i.before.canary;
+      if (!ours && !restored) throw conflict(`canary-weight is ${world.weight}, not a weight this release set`);
+      world.weight = i.before.weight === null ? null : Number(i.before.weight);
+      world.canaryFlag = i.before.canary;
+      world.weightTotal = i.before.weightTotal;
+    },
     async canarySnapshot() {
       enter('canarySnapshot');
       return { weight: world.weight };
     },
-    async setCanaryWeight(i: { weight: number | null }) {
+    async setCanaryWeight(i: { weight: number | null; weightTotal?: number }) {
       enter('setCanaryWeight');
+      await slowly('setCanaryWeight');
       const previous = world.weight;
       world.weight = i.weight;
+      world.canaryFlag = 'true';
+      if (i.weightTotal !== undefined && i.weightTotal !== 100) world.weightTotal = String(i.weightTotal);
       return { previous };
     },
-    async notify() {
+    async notify(i: { event: { phase: string; summary: string } }) {
       enter('notify');
+      world.events.push({ phase: i.event.phase, summary: i.event.summary });
       return { delivered: 1, failed: 0 };
     },
   };

@@ -181,7 +181,10 @@ describe('release workflow logic', () => {
     const handle = await startRelease(tw.client, spec(app, { rollback: { maxAttempts: 1 } }), { taskQueue: tw.taskQueue });
     await waitForPhase(handle, 'RollbackFailed');
     await sendCommand(handle, 'skip', { by: 'alice', reason: 'deleted on purpose' });
-    const { status } = await failure(handle);
+    const { message, status } = await failure(handle);
+    // a rollback with a skipped undo is not a clean RolledBack
+    assert.equal(status.phase, 'PartiallyRolledBack');
+    assert.match(message, /^partially rolled back: apply failed; undo skipped, left in place: set ghcr.io\/acme\/web:2.1.0 on Kustomization web\/storefront/);
     assert.deepEqual(status.changes.map((c) => c.state), ['restored', 'restore-skipped']);
     assert.deepEqual(world.chef.production, { api_gateway: '= 2.0.0' });
   });
