@@ -36,7 +36,7 @@ describe('history budget against real histories', () => {
     });
     const estimate = estimateHistory(input);
     const handle = await startRelease(tw.client, input, { taskQueue: tw.taskQueue });
-    await assert.rejects(handle.result(), /rolled back/);
+    await assert.rejects(handle.result(), (err: Error) => /rolled back/.test(String((err.cause as Error | undefined)?.message)));
     const status = await handle.query(statusQuery);
     assert.equal((status as ReleaseStatus).phase, 'RolledBack');
     const history = await handle.fetchHistory();
