@@ -47,6 +47,8 @@ export const workerEnv = z.object({
   HR_TUNER_TARGET_MEMORY: fraction.default(0.8),
   /** how long in-flight activities get to finish on SIGTERM before they are cancelled */
   HR_SHUTDOWN_GRACE: z.string().regex(/^\d+(ms|s|m)$/, { error: 'must be a duration such as 30s' }).default('30s'),
+  /** a workflow bundle built ahead of time (node worker/bundle.ts FILE; the image sets it): no webpack at start */
+  HR_WORKFLOW_BUNDLE: z.string().startsWith('/', { error: 'must be an absolute path' }).optional(),
   /** Git mode: author and committer of the release's commits (activities/git/change.ts reads it) */
   HR_GIT_AUTHOR: z.string().regex(/^[^<>\n]+ <[^<>\s]+@[^<>\s]+>$/, { error: 'must be "Name <email>", e.g. "hybrid-release <releases@example.com>"' }).optional(),
   /** Git mode: where the worker keeps its bare copies of the repositories it commits to (default: the temp dir) */

@@ -4,9 +4,9 @@
  * CPU seconds (utime + stime) and resident memory, sampled so the harness's own CPU and memory
  * never count as the worker's.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const CLK_TCK = 100; // USER_HZ on Linux
@@ -100,6 +100,22 @@ export function sampleProcess(pid: number, everyMs = 200) {
   };
 }
 
+let bundleFile: string | undefined;
+
+/**
+ * The workflow bundle built ahead of time, as the image does (worker/bundle.ts, HR_WORKFLOW_BUNDLE),
+ * once per benchmark run; BENCH_BUNDLE_AT_START=1 lets the workers bundle at start instead.
+ */
+export function prebuiltBundle(dir: string): Record<string, string> {
+  if (process.env.BENCH_BUNDLE_AT_START === '1') return {};
+  if (process.env.HR_WORKFLOW_BUNDLE) return { HR_WORKFLOW_BUNDLE: process.env.HR_WORKFLOW_BUNDLE };
+  if (!bundleFile) {
+    bundleFile = join(dir, `workflow-bundle-${process.pid}.js`);
+    execFileSync(process.execPath, [join(root, 'worker', 'bundle.ts'), bundleFile], { stdio: ['ignore', 'ignore', 'inherit'] });
+  }
+  return { HR_WORKFLOW_BUNDLE: bundleFile };
+}
+
 export interface WorkerProcess {
   pid: number;
   taskQueue: string;
@@ -118,7 +134,7 @@ export async function startWorkerProcess(o: { taskQueue: string; script?: string
   const script = o.script ?? join(root, 'worker', 'main.ts');
   const child: ChildProcess = spawn(process.execPath, [...(o.nodeArgs ?? []), script], {
     cwd: root,
-    env: { ...process.env, HR_TASK_QUEUE: o.taskQueue, ...o.env },
+    env: { ...process.env, HR_TASK_QUEUE: o.taskQueue, ...prebuiltBundle(dirname(o.logFile)), ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
   const log = createWriteStream(o.logFile);
