@@ -135,6 +135,8 @@ interface Burst {
   wallMs: number;
   load: string;
   worker: { cpuS: number; peakRss: number };
+  /** this harness process's CPU: the direct path's activity work, or the client's work for the workflow path */
+  harnessCpuS: number;
   services: { name: string; cpuS: number }[];
   lag?: { p50: number; p99: number; max: number };
   slotsMin?: Record<string, number>;
@@ -148,6 +150,7 @@ async function burst(label: string, n: number, run: (t0: number, handles: Handle
   await new Promise((r) => setTimeout(r, 1_500)); // the lag monitor sees the reset
   workerProc.mark();
   const cpu = stackCpu();
+  const harness0 = process.cpuUsage();
   const handles: Handle[] = [];
   const slotsMin: Record<string, number> = {};
   const scraper = setInterval(() => {
@@ -166,12 +169,13 @@ async function burst(label: string, n: number, run: (t0: number, handles: Handle
   const wallMs = performance.now() - t0;
   clearInterval(scraper);
   const w = workerProc.read();
+  const hc = process.cpuUsage(harness0);
   const lag = existsSync(lagFile) ? (JSON.parse(readFileSync(lagFile, 'utf8')) as Burst['lag']) : undefined;
   const failed = results.filter((r): r is PromiseRejectedResult => r.status === 'rejected').map((r) => (r.reason as Error).message);
   for (const f of failed.slice(0, 5)) console.error(`${label} failed: ${f}`);
   const done = results.filter((r): r is PromiseFulfilledResult<number> => r.status === 'fulfilled').map((r) => r.value);
   note(`${label}: ${done.length}/${n} ok in ${ms(wallMs)} ms, p50 ${done.length ? ms(quantile(done, 0.5)) : '-'} ms`);
-  return { label, n, done, failed, wallMs, load: loadAverage(), worker: { cpuS: w.cpuS, peakRss: w.peakRss }, services: cpu(), ...(lag ? { lag } : {}), slotsMin, handles };
+  return { label, n, done, failed, wallMs, load: loadAverage(), worker: { cpuS: w.cpuS, peakRss: w.peakRss }, harnessCpuS: (hc.user + hc.system) / 1e6, services: cpu(), ...(lag ? { lag } : {}), slotsMin, handles };
 }
 
 /** Where a burst's time went, from its releases' histories. */
@@ -247,6 +251,7 @@ try {
     ['process', 'direct', 'workflow', ...(sh ? ['shared env'] : [])],
     [
       ['worker process', d.worker.cpuS.toFixed(1), w.worker.cpuS.toFixed(1), ...(sh ? [sh.worker.cpuS.toFixed(1)] : [])],
+      ['harness (direct: the activities)', d.harnessCpuS.toFixed(1), w.harnessCpuS.toFixed(1), ...(sh ? [sh.harnessCpuS.toFixed(1)] : [])],
       ...names.map((nm) => [nm, cpuOf(d, nm), cpuOf(w, nm), ...(sh ? [cpuOf(sh, nm)] : [])]),
       ['wall s', (d.wallMs / 1000).toFixed(1), (w.wallMs / 1000).toFixed(1), ...(sh ? [(sh.wallMs / 1000).toFixed(1)] : [])],
     ],
