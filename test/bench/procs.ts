@@ -6,6 +6,7 @@
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, existsSync, readdirSync, readFileSync } from 'node:fs';
+import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -137,6 +138,14 @@ export async function startWorkerProcess(o: { taskQueue: string; script?: string
     env: { ...process.env, HR_TASK_QUEUE: o.taskQueue, ...prebuiltBundle(dirname(o.logFile)), ...o.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // The worker is a server under test like the stack's: it runs at their priority (nice 0, the
+  // stack's default) even when the harness is niced, or it alone would lose the CPU to them.
+  const nice = Number(process.env.BENCH_WORKER_NICE ?? 0);
+  try {
+    os.setPriority(child.pid!, nice);
+  } catch (err) {
+    process.stderr.write(`could not set the worker's priority to ${nice} (${(err as Error).message}); it runs at the harness's\n`);
+  }
   const log = createWriteStream(o.logFile);
   child.stdout!.pipe(log, { end: false });
   child.stderr!.pipe(log, { end: false });
