@@ -25,7 +25,12 @@ export const workerEnv = z.object({
   HR_HEALTH_ADDRESS: hostPort.optional(),
   HR_LOG_LEVEL: z.enum(['TRACE', 'DEBUG', 'INFO', 'WARN', 'ERROR']).default('INFO'),
   HR_MAX_CONCURRENT_ACTIVITIES: positiveInt.default(100),
-  HR_MAX_CONCURRENT_WORKFLOW_TASKS: positiveInt.default(40),
+  /**
+   * workflow tasks accepted at once. They are CPU work on one thread (reuseV8Context): accepting more
+   * than the CPU finishes within the 10 s workflow-task timeout makes them time out inside the worker
+   * (test/bench/README.md: 40 gave ~1 timeout per release at n=50 on 2 cores, 8 gave none)
+   */
+  HR_MAX_CONCURRENT_WORKFLOW_TASKS: positiveInt.default(8),
   /** concurrent polls of the workflow task queue (SDK default: min(10, HR_MAX_CONCURRENT_WORKFLOW_TASKS)) */
   HR_WORKFLOW_POLLERS: positiveInt.min(2, { error: 'must be at least 2 (one sticky, one normal poll)' }).optional(),
   /** concurrent polls of the activity task queue (SDK default: min(10, HR_MAX_CONCURRENT_ACTIVITIES)) */

@@ -4,9 +4,9 @@ import { describe, it } from 'node:test';
 import { loadWorkerEnv, workerTuning } from '../../worker/config.ts';
 
 describe('worker tuning from the environment', () => {
-  it('shipped defaults: fixed slots 100/40, everything else left to the SDK', () => {
+  it('shipped defaults: fixed slots 100/8, everything else left to the SDK', () => {
     const o = workerTuning(loadWorkerEnv({}));
-    assert.deepEqual(o, { shutdownGraceTime: '30s', maxConcurrentActivityTaskExecutions: 100, maxConcurrentWorkflowTaskExecutions: 40 });
+    assert.deepEqual(o, { shutdownGraceTime: '30s', maxConcurrentActivityTaskExecutions: 100, maxConcurrentWorkflowTaskExecutions: 8 });
   });
 
   it('pollers, sticky cache, V8 context and threads', () => {
