@@ -5,6 +5,7 @@
 import { readFile } from 'node:fs/promises';
 import { parseDocument } from 'yaml';
 import type { z } from 'zod';
+import { budgetProblems } from './budget.ts';
 import { buildPlan, type ReleaseInput } from './plan.ts';
 import { fieldsAt } from './fields.ts';
 import { isUnsafeKey } from './safe.ts';
@@ -61,7 +62,11 @@ export function validateSpec(data: unknown, source = 'spec'): ReleaseInput {
   const result = releaseSpec.safeParse(data);
   if (!result.success) throw new InvalidSpecError(source, result.error.issues.flatMap(toProblems));
   const spec = withIds(result.data);
-  return { spec, ...buildPlan(spec) };
+  const input = { spec, ...buildPlan(spec) };
+  // a plan whose history or status could approach Temporal's limits is refused before it starts (budget.ts)
+  const overBudget = budgetProblems(input);
+  if (overBudget.length) throw new InvalidSpecError(source, overBudget);
+  return input;
 }
 
 function withIds(spec: Parsed): ReleaseSpec {

@@ -9,13 +9,15 @@ cd "$(dirname "$0")/.."
 ensure_node_modules
 use_stack
 
-# every benchmark file (lib.ts is the shared helper, not a benchmark), or the ones named
+# every benchmark file (lib.ts, procs.ts, loop-lag.ts and fake-worker.ts are helpers, not benchmarks), or the ones named
 if [ $# -gt 0 ]; then
   benches=()
   for name in "$@"; do benches+=("test/bench/${name%.ts}.ts"); done
 else
   benches=()
-  for f in test/bench/*.ts; do [ "$(basename "$f")" = lib.ts ] || benches+=("$f"); done
+  for f in test/bench/*.ts; do
+    case "$(basename "$f")" in lib.ts | procs.ts | loop-lag.ts | fake-worker.ts) ;; *) benches+=("$f") ;; esac
+  done
 fi
 
 failed=()

@@ -11,11 +11,16 @@ import type { Policy } from '../policy/schema.ts';
 
 export const workflowsPath = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
 
-let bundle: Promise<{ code: string }> | undefined;
+let bundle: Promise<{ code: string } | { codePath: string }> | undefined;
 
-/** The workflow bundle, built once per process (about a second) and reused by every worker. */
-export function workflowBundle(): Promise<{ code: string }> {
-  bundle ??= bundleWorkflowCode({ workflowsPath, logger: quietLogger });
+/**
+ * The workflow bundle: HR_WORKFLOW_BUNDLE, a file built ahead of time by worker/bundle.ts (the
+ * image does it at build time), or else built once per process (about a second, and webpack's
+ * memory stays in the process's RSS: ~200 MiB) and reused by every worker.
+ */
+export function workflowBundle(): Promise<{ code: string } | { codePath: string }> {
+  const prebuilt = process.env.HR_WORKFLOW_BUNDLE;
+  bundle ??= prebuilt ? Promise.resolve({ codePath: prebuilt }) : bundleWorkflowCode({ workflowsPath, logger: quietLogger });
   return bundle;
 }
 

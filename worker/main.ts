@@ -7,7 +7,7 @@ import { loadClientConnectConfig } from '@temporalio/envconfig';
 import { DefaultLogger, makeTelemetryFilterString, NativeConnection, Runtime } from '@temporalio/worker';
 import { policyFromEnv } from '../policy/load.ts';
 import type { Policy } from '../policy/schema.ts';
-import { loadWorkerEnv } from './config.ts';
+import { loadWorkerEnv, workerTuning } from './config.ts';
 import { createWorker } from './create.ts';
 import { startHealthServer } from './health.ts';
 
@@ -42,11 +42,7 @@ async function main(): Promise<void> {
     namespace,
     taskQueue: env.HR_TASK_QUEUE,
     policy,
-    extra: {
-      maxConcurrentActivityTaskExecutions: env.HR_MAX_CONCURRENT_ACTIVITIES,
-      maxConcurrentWorkflowTaskExecutions: env.HR_MAX_CONCURRENT_WORKFLOW_TASKS,
-      shutdownGraceTime: env.HR_SHUTDOWN_GRACE as `${number}s`,
-    },
+    extra: workerTuning(env),
   });
   const health = env.HR_HEALTH_ADDRESS ? await startHealthServer(env.HR_HEALTH_ADDRESS, () => worker.getState() === 'RUNNING') : undefined;
   Runtime.instance().logger.info('worker started', {

@@ -2,15 +2,33 @@
  * Activity proxies with options per kind of work. Only the activities' types are imported:
  * the implementations live in the worker, never in the workflow bundle.
  */
-import { ActivityCancellationType, proxyActivities } from '@temporalio/workflow';
+import { ActivityCancellationType, patched, proxyActivities, proxyLocalActivities } from '@temporalio/workflow';
 import type * as activities from '../activities/index.ts';
 
 type Acts = typeof activities;
 
-/** Reads and preflight checks: quick, safe to retry; non-retryable errors (404, 401…) stop at once. */
-export const reads = proxyActivities<Acts>({
+const readOptions = {
   startToCloseTimeout: '1m',
   retry: { initialInterval: '1s', backoffCoefficient: 2, maximumInterval: '30s', maximumAttempts: 6 },
+} as const;
+const remoteReads = proxyActivities<Acts>(readOptions);
+const localReads = proxyLocalActivities<Acts>(readOptions);
+
+/**
+ * Short reads that run as local activities (issue #17): the worker runs them inside the workflow
+ * task that asks for them and records one marker, instead of a round trip through the activity
+ * task queue (three events, a dispatch and a workflow task more each). Only calls that answer in a
+ * request or two: admission, preflight checks, snapshots. Git reads (a fetch) stay activities.
+ * Releases whose history predates the patch replay their recorded activities.
+ */
+const LOCAL_READS: ReadonlySet<string> = new Set(['admitRelease', 'chefPreflight', 'fluxPreflight', 'canaryPreflight', 'chefSnapshot', 'fluxSnapshot', 'canarySnapshot']);
+
+/** Reads and preflight checks: quick, safe to retry; non-retryable errors (404, 401…) stop at once. */
+export const reads: typeof remoteReads = new Proxy(remoteReads, {
+  get(remote, name) {
+    if (typeof name === 'string' && LOCAL_READS.has(name) && patched('hybrid-release/local-reads')) return (localReads as unknown as typeof remoteReads)[name as keyof Acts];
+    return remote[name as keyof Acts];
+  },
 });
 
 /** Mutations: idempotent, so retrying after a timeout is safe, but bounded so a release fails instead of hanging. */

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import * as k8s from '@kubernetes/client-node';
 import { ApplicationFailure } from '@temporalio/activity';
 
@@ -25,6 +26,7 @@ export function kubeClients(context?: string): KubeClients {
   if (!clients) {
     const config = new k8s.KubeConfig();
     config.loadFromDefault();
+    reuseConnections(config);
     if (context) {
       if (!config.getContextObject(context)) {
         // A spec naming a context this worker does not have will not heal by retrying.
@@ -49,6 +51,33 @@ export function kubeClients(context?: string): KubeClients {
     cache.set(key, clients);
   }
   return clients;
+}
+
+type Dispatcher = { close(): Promise<void> } | undefined;
+type CreateDispatcher = (cluster: k8s.Cluster | null, agentOptions: Record<string, unknown>) => Dispatcher;
+
+/**
+ * One keep-alive connection pool per (cluster, credentials) for every request of this config.
+ * client-node 2.x builds a new undici Agent for each API call when the cluster has TLS options
+ * (a CA, a client certificate): every call paid a TCP + TLS handshake, on the worker and on the
+ * API server, and the Agent was never closed. The pool is keyed by the TLS material itself, so a
+ * rotated certificate (re-read from its file on each request) gets a new pool.
+ */
+function reuseConnections(config: k8s.KubeConfig): void {
+  const target = config as unknown as { createDispatcher: CreateDispatcher };
+  const create = target.createDispatcher.bind(config);
+  const pools = new Map<string, Dispatcher>();
+  target.createDispatcher = (cluster, agentOptions) => {
+    const h = createHash('sha256').update(`${cluster?.name ?? ''}\u0000${cluster?.server ?? ''}\u0000${cluster?.proxyUrl ?? ''}`);
+    for (const k of ['ca', 'cert', 'key', 'pfx', 'passphrase', 'rejectUnauthorized', 'servername']) h.update(`\u0000${k}=`).update(String(agentOptions[k] ?? ''));
+    const key = h.digest('hex');
+    if (pools.has(key)) return pools.get(key);
+    for (const old of pools.values()) void old?.close().catch(() => undefined); // rotated credentials: the old pool drains
+    pools.clear();
+    const pool = create(cluster, agentOptions);
+    pools.set(key, pool);
+    return pool;
+  };
 }
 
 /** For tests that switch KUBECONFIG (e.g. to a least-privilege ServiceAccount). */

@@ -17,6 +17,8 @@ import { startRelease } from '../../client/releases.ts';
 import type { ReleaseStatus } from '../../workflows/messages.ts';
 import { requireEnv } from '../support/env.ts';
 import { startTestWorker } from '../support/temporal.ts';
+import { estimateHistory } from '../../release-spec/budget.ts';
+import { statusQuery } from '../../workflows/messages.ts';
 import { Bench, tearDownAll, eventCounts, note, printTable } from './lib.ts';
 
 const pauses = (process.argv[2] ?? '2,8,30').split(',').map(Number);
@@ -25,12 +27,16 @@ interface Shape {
   pauseS: number;
   intervalMs: number;
   successes: number;
+  /** canary steps (weight, pause, gate each); default the demo's 10% / 50% / 100% */
+  canarySteps?: number;
 }
 const shapes: Shape[] = [
   // a gate that needs as many consecutive passes as the pause has seconds: checks grow with D
   ...pauses.map((s) => ({ pauseS: s, intervalMs: 1_000, successes: s })),
   // frequent checks: every 200 ms until 20 in a row passed
   { pauseS: pauses[0]!, intervalMs: 200, successes: 20 },
+  // a 30-step canary: 30 x (weight, pause 1 s, gate)
+  { pauseS: 1, intervalMs: 200, successes: 1, canarySteps: Number(process.env.BENCH_CANARY_STEPS ?? 30) },
 ];
 
 const bench = new Bench('history');
@@ -48,10 +54,16 @@ async function run(shape: Shape) {
     },
   };
   const pause = { pause: { duration: `${shape.pauseS}s` } };
-  const steps = [{ chef: 'vms' }, { flux: 'web' }, { setWeight: 10 }, pause, { gate: 'errors' }, { setWeight: 50 }, pause, { gate: 'errors' }, { setWeight: 100 }];
+  const canary = shape.canarySteps
+    ? Array.from({ length: shape.canarySteps }, (_, i) => [{ setWeight: Math.round((100 * (i + 1)) / shape.canarySteps!) }, pause, { gate: 'errors' }]).flat()
+    : [{ setWeight: 10 }, pause, { gate: 'errors' }, { setWeight: 50 }, pause, { gate: 'errors' }, { setWeight: 100 }];
+  const steps = [{ chef: 'vms' }, { flux: 'web' }, ...canary];
+  const input = bench.release(name, { gates, steps });
+  const estimate = estimateHistory(input);
   const t0 = performance.now();
-  const handle = await startRelease(tw.client, bench.release(name, { gates, steps }), { taskQueue: tw.taskQueue });
+  const handle = await startRelease(tw.client, input, { taskQueue: tw.taskQueue });
   const status = (await handle.result()) as ReleaseStatus;
+  const statusBytes = Buffer.byteLength(JSON.stringify(await handle.query(statusQuery)));
   const wallS = (performance.now() - t0) / 1000;
   if (status.phase !== 'Succeeded') throw new Error(`release ${name} ended ${status.phase}: ${status.error}`);
   const history = await handle.fetchHistory();
@@ -66,6 +78,9 @@ async function run(shape: Shape) {
     checks: status.gates.reduce((n, g) => n + g.checks, 0),
     events: events.length,
     jsonKiB: Buffer.byteLength(historyToJSON(history)) / 1024,
+    statusKiB: statusBytes / 1024,
+    steps: input.plan.length,
+    estimate,
     activities: counts.ActivityTaskScheduled ?? 0,
     timers: counts.TimerStarted ?? 0,
     workflowTasks: counts.WorkflowTaskCompleted ?? 0,
@@ -76,10 +91,12 @@ try {
   // side by side: every shape runs at the same time on the one worker
   const rows = await Promise.all(shapes.map(run));
   console.log('\nhistory-size: chef, flux, canary 10%, pause D, gate, canary 50%, pause D, gate, canary 100%');
-  console.log('gate = Prometheus vector(0) < 0.05, polled every interval until `successes` checks in a row pass; all rows ran at once\n');
+  console.log('gate = Prometheus vector(0) < 0.05, polled every interval until `successes` checks in a row pass; all rows ran at once');
+  console.log('the last row is a 30-step canary; budget = release-spec/budget.ts\'s upper bound for the worst path (all applied, then undone), which validation holds under 10,000 events / 10 MB / 256 KiB status\n');
   printTable(
-    ['pause D', 'gate interval', 'successes', 'gate checks', 'canary s', 'release s', 'events', 'history KiB', 'activities', 'timers', 'workflow tasks'],
+    ['steps', 'pause D', 'gate interval', 'successes', 'gate checks', 'canary s', 'release s', 'events', 'history KiB', 'status KiB', 'activities', 'timers', 'workflow tasks', 'budget: events', 'KiB', 'status KiB'],
     rows.map((r) => [
+      r.steps,
       `${r.shape.pauseS}s`,
       `${r.shape.intervalMs}ms`,
       r.shape.successes,
@@ -91,14 +108,18 @@ try {
       r.activities,
       r.timers,
       r.workflowTasks,
+      r.estimate.events,
+      (r.estimate.bytes / 1024).toFixed(0),
+      (r.estimate.statusBytes / 1024).toFixed(0),
     ]),
   );
-  const ev = rows.map((r) => r.events);
-  const longest = rows.reduce((a, b) => (b.canaryS > a.canaryS ? b : a));
-  const shortest = rows.reduce((a, b) => (b.canaryS < a.canaryS ? b : a));
+  const demo = rows.filter((r) => !r.shape.canarySteps);
+  const ev = demo.map((r) => r.events);
+  const longest = demo.reduce((a, b) => (b.canaryS > a.canaryS ? b : a));
+  const shortest = demo.reduce((a, b) => (b.canaryS < a.canaryS ? b : a));
   console.log(
     `\nevents ${Math.min(...ev)}..${Math.max(...ev)} while the canary ran ${shortest.canaryS.toFixed(0)}..${longest.canaryS.toFixed(0)} s ` +
-      `and the gates checked ${Math.min(...rows.map((r) => r.checks))}..${Math.max(...rows.map((r) => r.checks))} times`,
+      `and the gates checked ${Math.min(...demo.map((r) => r.checks))}..${Math.max(...demo.map((r) => r.checks))} times (the demo's shape)`,
   );
 } finally {
   await tearDownAll({ worker: tw, bench });

@@ -19,6 +19,8 @@ export { mapLimit, uniqueName };
 
 export const OLD = '2.0.0';
 export const NEW = '2.1.0';
+/** a third version, for a second release of the same worlds (concurrent-releases: direct OLD->NEW, then the workflow NEW->NEXT) */
+export const NEXT = '2.2.0';
 export const IMAGE = 'ghcr.io/acme/web';
 
 /**
@@ -32,6 +34,8 @@ export class Bench {
   readonly ns: string;
   readonly cookbook: string;
   private readonly apps: string[] = [];
+  private readonly environments: string[] = [];
+  private readonly cookbooks: [string, string][] = [];
 
   constructor(prefix: string) {
     this.ns = uniqueName(prefix);
@@ -40,7 +44,21 @@ export class Bench {
 
   async setUp(): Promise<void> {
     await createNamespace(this.ns, this.kc);
-    for (const v of [OLD, NEW]) await uploadCookbook(this.chef, this.cookbook, v);
+    await this.uploadCookbook(this.cookbook, [OLD, NEW]);
+  }
+
+  /** Uploads versions of a cookbook (deleted at tear-down). */
+  async uploadCookbook(name: string, versions: string[]): Promise<void> {
+    for (const v of versions) {
+      await uploadCookbook(this.chef, name, v);
+      this.cookbooks.push([name, v]);
+    }
+  }
+
+  /** A Chef environment of its own name with these pins (deleted at tear-down). */
+  async createEnvironment(name: string, pins: Record<string, string>): Promise<void> {
+    await createEnvironment(this.chef, name, pins);
+    this.environments.push(name);
   }
 
   /** Seeds one app's world (its own Git repository) and returns its name (also the app, environment and object names). */
@@ -57,26 +75,30 @@ export class Bench {
    * Seeds `n` apps at once: one commit with all their manifests in one repository (one
    * GitRepository), then a Kustomization each; waits until all are Ready.
    */
-  async seedMany(prefix: string, n: number): Promise<string[]> {
+  async seedMany(prefix: string, n: number, o: { environments?: boolean } = {}): Promise<string[]> {
     const names = Array.from({ length: n }, () => uniqueName(prefix));
     this.apps.push(...names);
-    await mapLimit(names, 16, (name) => createEnvironment(this.chef, name, { [this.cookbook]: `= ${OLD}` }));
+    if (o.environments ?? true) await mapLimit(names, 16, (name) => createEnvironment(this.chef, name, { [this.cookbook]: `= ${OLD}` }));
     await createKustomizations(this.ns, names.map((name) => ({ namespace: this.ns, name, images: [{ name: IMAGE, newTag: OLD }], replicas: 1, repo: `${this.ns}/apps` })), this.kc);
     await mapLimit(names, 16, (name) => createCanaryIngress({ namespace: this.ns, name: `${name}-canary`, host: `${name}.example`, serviceName: name }, this.kc));
     return names;
   }
 
-  /** A release of `name` from OLD to NEW on both sides; `body` adds gates, steps, … */
-  release(name: string, body: Record<string, unknown> = {}): ReleaseInput {
+  /**
+   * A release of `name` to NEW (or `o.version`) on both sides; `body` adds gates, steps, …
+   * Its Chef target is the environment of the app's name with the bench's cookbook, unless `o` names others.
+   */
+  release(name: string, body: Record<string, unknown> = {}, o: { version?: string; environment?: string; cookbook?: string } = {}): ReleaseInput {
+    const version = o.version ?? NEW;
     return validateSpec({
       apiVersion: 'hybrid-release.dev/v1alpha1',
       kind: 'HybridRelease',
-      metadata: { name: `${name}-${NEW.replace(/\./g, '-')}` },
+      metadata: { name: `${name}-${version.replace(/\./g, '-')}` },
       spec: {
         app: name,
-        version: NEW,
-        chef: [{ id: 'vms', serverUrl: this.chefEnv.serverUrl, environment: name, cookbooks: { [this.cookbook]: `= ${NEW}` }, credentials: { keyFile: this.chefEnv.keyFile, clientName: this.chefEnv.clientName } }],
-        flux: [{ id: 'web', kind: 'Kustomization', namespace: this.ns, name, images: [{ name: IMAGE, newTag: NEW }] }],
+        version,
+        chef: [{ id: 'vms', serverUrl: this.chefEnv.serverUrl, environment: o.environment ?? name, cookbooks: { [o.cookbook ?? this.cookbook]: `= ${version}` }, credentials: { keyFile: this.chefEnv.keyFile, clientName: this.chefEnv.clientName } }],
+        flux: [{ id: 'web', kind: 'Kustomization', namespace: this.ns, name, images: [{ name: IMAGE, newTag: version }] }],
         canary: { ingress: { namespace: this.ns, name: `${name}-canary` } },
         ...body,
       },
@@ -88,8 +110,8 @@ export class Bench {
    * namespace controller deletes its content; kustomize-controller prunes what it applied).
    */
   async tearDown(): Promise<void> {
-    await mapLimit(this.apps, 16, (name) => deleteEnvironment(this.chef, name));
-    for (const v of [OLD, NEW]) await this.chef.delete(`cookbooks/${seg(this.cookbook)}/${seg(v)}`, { object: `cookbook ${this.cookbook} ${v}` }).catch(() => undefined);
+    await mapLimit([...this.apps, ...this.environments], 16, (name) => deleteEnvironment(this.chef, name));
+    await mapLimit(this.cookbooks, 8, ([cb, v]) => this.chef.delete(`cookbooks/${seg(cb)}/${seg(v)}`, { object: `cookbook ${cb} ${v}` }).catch(() => undefined));
     await this.kc.makeApiClient(k8s.CoreV1Api).deleteNamespace({ name: this.ns }).catch(() => undefined);
   }
 }

@@ -5,7 +5,7 @@
  * activity functions called directly, in the same order, by this script. Same servers, same
  * process, alternating run by run; each run gets a fresh world seeded before its clock starts.
  *
- * The direct path mirrors the workflow's calls exactly: the three preflights side by side, then
+ * The direct path mirrors the workflow's calls exactly: admission, the three preflights side by side, then
  * chefSnapshot, chefPin, fluxSnapshot, fluxPin, fluxReadyGate, canarySnapshot, setCanaryWeight.
  * It has no saga bookkeeping, no retries and no history: the difference is what Temporal adds
  * (workflow tasks, activity task dispatch, event persistence on the dev server).
@@ -16,6 +16,7 @@ import os from 'node:os';
 import { performance } from 'node:perf_hooks';
 import { MockActivityEnvironment } from '@temporalio/testing';
 import { mockInfo } from '../support/policy.ts';
+import { admitRelease } from '../../activities/admission/index.ts';
 import { chefPin, chefPreflight, chefSnapshot } from '../../activities/chef/index.ts';
 import { fluxPin, fluxPreflight, fluxReadyGate, fluxSnapshot } from '../../activities/flux/index.ts';
 import { canaryPreflight, canarySnapshot, setCanaryWeight } from '../../activities/kube/index.ts';
@@ -34,8 +35,9 @@ const tw = await startTestWorker();
 const gates = { ready: { fluxReady: { target: 'web' }, timeout: '60s', interval: '1s' } };
 const steps = [{ chef: 'vms' }, { flux: 'web' }, { gate: 'ready' }, { setWeight: 100 }];
 
-/** Runs an activity function the way the worker would: inside an activity Context. */
-const act = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> => new MockActivityEnvironment(mockInfo(), { logger: quietLogger }).run(fn, ...args);
+/** Runs an activity function the way the worker would: inside an activity Context (of the app's workflow id, as admission checks it). */
+let info = mockInfo();
+const act = <A extends unknown[], R>(fn: (...args: A) => Promise<R>, ...args: A): Promise<R> => new MockActivityEnvironment(info, { logger: quietLogger }).run(fn, ...args);
 
 /** per workflow run, from its history: events, workflow tasks, time in them, time tasks waited */
 const breakdown: ReturnType<typeof historyTimings>[] = [];
@@ -49,7 +51,9 @@ async function viaWorkflow(input: ReleaseInput): Promise<void> {
 }
 
 let tokens = 0;
-async function direct(input: ReleaseInput): Promise<void> {
+async function direct(request: ReleaseInput): Promise<void> {
+  info = mockInfo({ workflowExecution: { workflowId: `release-${request.spec.spec.app}`, runId: `direct-${tokens + 1}` } });
+  const input = await act(admitRelease, request);
   const { chef: [chef], flux: [flux], canary } = input.spec.spec;
   const ingress = canary!.ingress;
   const timing = gateTiming(input.spec.spec.gates.ready!);
@@ -93,7 +97,7 @@ try {
   const w = times.workflow;
   const d = times.direct;
   console.log(`\nrelease-overhead: happy path without pauses (preflight, chef pin, flux apply + fluxReady gate, canary 100%), ${RUNS} runs each, alternating`);
-  console.log('wall time per release (ms), start to result; 10 activity calls on both paths\n');
+  console.log('wall time per release (ms), start to result; 11 activity calls on both paths (admission included)\n');
   printTable(
     ['path', 'median', 'p90', 'min', 'max'],
     [
