@@ -2,7 +2,9 @@
  * Records the event histories that the replay test replays against the current workflow code.
  * Run against a Temporal dev server when the workflow changes on purpose in a way that running
  * releases may see (then guard the change with patched()):
- *   TEMPORAL_ADDRESS=127.0.0.1:7233 node test/histories/record.ts
+ *   TEMPORAL_ADDRESS=127.0.0.1:7233 node test/histories/record.ts [prefix]
+ * Files are named <prefix>-<path>.json (prefix v2 by default). Keep the old files: each set proves
+ * that releases started by the code of its day still replay.
  * Histories are recorded against the in-memory world: replay checks the workflow's decisions,
  * which depend only on the activities' results recorded in the history.
  */
@@ -14,6 +16,7 @@ import { statusQuery } from '../../workflows/messages.ts';
 import { fakeActivities, newWorld, worldRelease } from '../support/fake-world.ts';
 import { startTestWorker } from '../support/temporal.ts';
 
+const prefix = process.argv[2] ?? 'v2';
 const world = newWorld();
 const tw = await startTestWorker({ activities: fakeActivities(world) });
 
@@ -33,10 +36,12 @@ async function save(name: string, handle: WorkflowHandle) {
   await handle.result().catch((err) => {
     if (!(err instanceof WorkflowFailedError)) throw err;
   });
-  // releaseV2's histories carry the v2- prefix; the unprefixed ones are the retired first-stage
+  // releaseV2's histories carry a v2 prefix; the unprefixed ones are the retired first-stage
   // workflow's, kept so its running releases stay replayable
-  const file = new URL(`v2-${name}.json`, import.meta.url);
-  await writeFile(file, historyToJSON(await handle.fetchHistory()));
+  const file = new URL(`${prefix}-${name}.json`, import.meta.url);
+  // the workflow id travels with the history: child ids (leases) derive from it, so replay needs it
+  const history = JSON.parse(historyToJSON(await handle.fetchHistory()));
+  await writeFile(file, JSON.stringify({ workflowId: handle.workflowId, history }, null, 2));
   console.log(`recorded ${file.pathname}`);
 }
 
