@@ -220,7 +220,9 @@ export async function createKustomizations(namespace: string, seeds: Kustomizati
       }, kc),
     );
   }
-  await Promise.all(seeds.filter((s) => s.ready ?? !s.suspend).map((s) => waitForFluxReady(fluxGroups.kustomization, namespace, s.name, kc)));
+  // one after another: the controller reconciles a few at a time, so each wait's deadline starts
+  // once the one before it is Ready (a deadline per object that makes progress, however many there are)
+  for (const s of seeds.filter((s) => s.ready ?? !s.suspend)) await waitForFluxReady(fluxGroups.kustomization, namespace, s.name, kc);
   return created;
 }
 
