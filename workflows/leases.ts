@@ -16,6 +16,8 @@ import { leaseGrantedSignal, type LeaseHolder } from './lease-messages.ts';
 import { leaseKeeper } from './lease-workflows.ts';
 import type { ReleaseState } from './state.ts';
 
+const epochMs = () => new Date().getTime(); // the SDK's deterministic clock (the workflow task's time)
+
 const DEFAULT_TIMEOUT = '1h';
 
 /** "release-checkout (started 12:01 UTC by the checkout pipeline)" */
@@ -54,7 +56,7 @@ export async function takeLeases(release: ReleaseState): Promise<void> {
     startedAt: release.status.startedAt,
     ...(release.input.startedBy ? { startedBy: release.input.startedBy } : {}),
   };
-  const started = Date.now();
+  const started = epochMs();
   for (let i = 0; i < targets.length; ) {
     const rest = targets.slice(i);
     const answer = await reads.requestLeases.executeWithOptions({ summary: `lease ${rest.map((t) => t.label).join(', ')}` }, [{ targets: rest, holder }]);
@@ -64,7 +66,7 @@ export async function takeLeases(release: ReleaseState): Promise<void> {
     const waiting = `waiting for ${target.label}, held by ${describeHolder(by)}`;
     release.setWaiting(waiting);
     release.setPhase('Queued', `${release.status.release} is ${waiting}`);
-    const left = Math.max(0, timeoutMs - (Date.now() - started));
+    const left = Math.max(0, timeoutMs - (epochMs() - started));
     const got = await condition(() => granted.has(target.key), left, { summary: waiting });
     release.setWaiting(undefined);
     if (!got) throw leaseTimeout(target, by, timeout);
