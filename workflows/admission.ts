@@ -11,8 +11,7 @@ import { reads } from './activities.ts';
 import { type Command, type ReleaseStatus, statusQuery, UPDATES } from './messages.ts';
 import { SA } from './search-attributes.ts';
 import { failureMessage } from './steps.ts';
-
-const now = () => new Date().toISOString(); // the SDK's deterministic clock
+import { now } from './clock.ts';
 
 /** A short string from the untrusted input, for the status of a release that is refused. */
 const text = (v: unknown, fallback: string) => (typeof v === 'string' && /^[a-z0-9-]{1,63}$/.test(v) ? v : fallback);

@@ -14,13 +14,12 @@
  */
 import { allHandlersFinished, CancellationScope, condition, continueAsNew, getExternalWorkflowHandle, isCancellation, setHandler, workflowInfo } from '@temporalio/workflow';
 import { type AcquireAnswer, acquireLeaseUpdate, leaseGrantedSignal, type LeaseHolder, type LeaseState, leaseStateQuery, leaseWorkflowId, releaseLeaseSignal } from './lease-messages.ts';
+import { now } from './clock.ts';
 
 /** An idle lease workflow ends after this long; the next release's update-with-start starts a new one. */
 const IDLE_MS = 5 * 60_000;
 /** Continue-as-new well before Temporal would suggest it: a lease's history carries only its state. */
 const MAX_HISTORY = 2_000;
-
-const now = () => new Date().toISOString(); // the SDK's deterministic clock
 
 export async function targetLease(initial: LeaseState): Promise<void> {
   const state: LeaseState = { target: initial.target, queue: [...(initial.queue ?? [])], ...(initial.holder ? { holder: initial.holder } : {}) };

@@ -15,8 +15,7 @@ import { reads } from './activities.ts';
 import { leaseGrantedSignal, type LeaseHolder } from './lease-messages.ts';
 import { leaseKeeper } from './lease-workflows.ts';
 import type { ReleaseState } from './state.ts';
-
-const epochMs = () => new Date().getTime(); // the SDK's deterministic clock (the workflow task's time)
+import { epochMs } from './clock.ts';
 
 const DEFAULT_TIMEOUT = '1h';
 

@@ -8,8 +8,7 @@ import type { ReleaseInput } from '../release-spec/plan.ts';
 import type { Change, DecisionRecord, Phase, ReleaseStatus } from './messages.ts';
 import { notifications } from './activities.ts';
 import { SA } from './search-attributes.ts';
-
-const now = () => new Date().toISOString(); // the SDK's deterministic clock
+import { now } from './clock.ts';
 
 export class ReleaseState {
   readonly input: ReleaseInput;

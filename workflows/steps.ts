@@ -14,6 +14,7 @@ import { fluxReadyInput, rolloutExpectation } from './flux.ts';
 import { fluxGitGate, isGitMode, type GitCommitted } from './git-mode.ts';
 import type { Saga } from './saga.ts';
 import type { ReleaseState } from './state.ts';
+import { epochMs } from './clock.ts';
 
 /** What the steps of one release share. */
 export interface Run {
@@ -48,8 +49,6 @@ export function failureMessage(err: unknown): string {
   if (err instanceof ActivityFailure && err.cause) return err.cause.message;
   return err instanceof Error ? err.message : String(err);
 }
-
-const epochMs = () => new Date().getTime(); // the SDK's deterministic clock
 
 export async function applyChef(run: Run, index: number, step: Step<'chef'>): Promise<void> {
   const target = run.release.input.spec.spec.chef.find((t) => t.id === step.target)!;
