@@ -16,6 +16,7 @@ ensure_node_modules() {
 # this run started, so a stack that already ran stays up (KEEP_STACK=1, or `use_stack keep`,
 # leaves everything running).
 HR_STARTED=()
+HR_STACK_DIR="${HYBRID_RELEASE_STACK_DIR:-.stack}"   # where the stack's env and every log go
 use_stack() {
   provision_quietly
   local already g
@@ -27,7 +28,7 @@ use_stack() {
   stack_up_quietly
   set -a
   # shellcheck source=/dev/null
-  . "${HYBRID_RELEASE_STACK_DIR:-.stack}/env"
+  . "$HR_STACK_DIR/env"
   set +a
 }
 
@@ -36,9 +37,8 @@ use_stack() {
 # stays in .stack/provision.log and .stack/stack-up.log (`scripts/provision.sh` and
 # `npm run stack -- up` run directly still print everything).
 provision_quietly() {
-  local dir="${HYBRID_RELEASE_STACK_DIR:-.stack}" rc=0
-  mkdir -p "$dir"
-  local log="$dir/provision.log"
+  local log="$HR_STACK_DIR/provision.log" rc=0
+  mkdir -p "$HR_STACK_DIR"
   echo "==> provisioning (a machine's first run builds the servers from Go modules, 20-60 min; full output: $log)"
   # hidden: step headings, parts already cached or installed, per-step timings (the total stays)
   scripts/provision.sh 2>&1 | tee "$log" | awk '
@@ -50,9 +50,8 @@ provision_quietly() {
 }
 
 stack_up_quietly() {
-  local dir="${HYBRID_RELEASE_STACK_DIR:-.stack}" rc=0
-  mkdir -p "$dir"
-  local log="$dir/stack-up.log"
+  local log="$HR_STACK_DIR/stack-up.log" rc=0
+  mkdir -p "$HR_STACK_DIR"
   echo "==> starting the local stack (one line per service: $log)"
   node scripts/stack.ts up >"$log" 2>&1 || rc=$?
   if [ $rc -ne 0 ]; then
@@ -67,7 +66,7 @@ stop_what_we_started() {
   if [ ${#HR_STARTED[@]} -gt 0 ] && [ -z "${KEEP_STACK:-}" ]; then
     local only; only=$(IFS=,; echo "${HR_STARTED[*]}")
     echo "==> stopping what this run started: $only (KEEP_STACK=1 keeps it)"
-    local log="${HYBRID_RELEASE_STACK_DIR:-.stack}/stack-down.log"
+    local log="$HR_STACK_DIR/stack-down.log"
     node scripts/stack.ts down --only "$only" >"$log" 2>&1 || echo "!! stopping the stack failed: see $log" >&2
     echo "    stopped $(grep -c ': stopped' "$log" || true) services (one line per service: $log)"
   fi
